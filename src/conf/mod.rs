@@ -1,0 +1,1 @@
+//! nats-server conf format (stub until written).

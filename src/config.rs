@@ -1,0 +1,335 @@
+//! Effective server configuration: the types every other module reads.
+//!
+//! Values arrive in layers: defaults (here, matching nats-server's) -> config file
+//! (nats conf / TOML / YAML, see `conf/`) -> `TERN_` environment -> command-line flags
+//! (see `cli.rs`). This module only holds the result; it never does I/O.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// nats-server's defaults (server/const.go), kept as named constants so docs and tests agree.
+pub mod defaults {
+    use std::time::Duration;
+    pub const PORT: i32 = 4222;
+    pub const HOST: &str = "0.0.0.0";
+    pub const MAX_PAYLOAD: i64 = 1024 * 1024;
+    pub const MAX_CONTROL_LINE: i32 = 4096;
+    pub const MAX_PENDING: i64 = 64 * 1024 * 1024;
+    pub const MAX_CONNECTIONS: i32 = 65536;
+    pub const PING_INTERVAL: Duration = Duration::from_secs(120);
+    pub const PING_MAX: u32 = 2;
+    pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+    pub const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const TLS_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
+    pub const LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
+    pub const MAX_CLOSED_CLIENTS: usize = 10_000;
+}
+
+/// One configured user (authorization.users or accounts.*.users). The full model
+/// (nkeys, permissions, accounts) arrives with the security issue; the fields are parsed now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct User {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub nkey: Option<String>,
+    /// Raw permissions block, kept for the security issue.
+    pub permissions: Option<serde_json::Value>,
+}
+
+/// `authorization { ... }` plus `--user/--pass/--auth`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Authorization {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub users: Vec<User>,
+    /// Auth timeout; `None` means nats-server's default (2 s, or tls timeout + 1 s with TLS).
+    #[serde(with = "opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+impl Authorization {
+    /// Whether clients must authenticate (drives INFO `auth_required` and the auth timer).
+    pub fn required(&self) -> bool {
+        self.user.is_some() || self.token.is_some() || !self.users.is_empty()
+    }
+}
+
+/// `cluster { ... }`: parsed now, used by the routed-mesh issue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterConfig {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<i32>,
+    pub routes: Vec<String>,
+    pub advertise: Option<String>,
+    pub no_advertise: bool,
+    pub connect_retries: Option<u32>,
+    pub authorization: Authorization,
+    #[serde(with = "opt_duration")]
+    pub ping_interval: Option<Duration>,
+    pub ping_max: Option<u32>,
+}
+
+impl ClusterConfig {
+    /// A cluster is configured when it has a listen port.
+    pub fn enabled(&self) -> bool {
+        self.port.is_some()
+    }
+}
+
+/// Logging and process files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Logging {
+    pub debug: bool,
+    pub trace: bool,
+    pub logtime: bool,
+    pub log_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub ports_file_dir: Option<PathBuf>,
+    pub log_size_limit: u64,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            debug: false,
+            trace: false,
+            logtime: true,
+            log_file: None,
+            pid_file: None,
+            ports_file_dir: None,
+            log_size_limit: 0,
+        }
+    }
+}
+
+/// The whole server configuration. Field names are nats-server's conf keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server_name: Option<String>,
+    pub host: String,
+    /// Client port; -1 picks a random free port (nats-server's RANDOM_PORT), 0 too.
+    pub port: i32,
+    pub client_advertise: Option<String>,
+    pub http_host: Option<String>,
+    /// Monitoring port (`-m`, `http`); `None` = monitoring off; -1 = random.
+    pub http_port: Option<i32>,
+    pub https_port: Option<i32>,
+    pub max_payload: i64,
+    pub max_control_line: i32,
+    pub max_pending: i64,
+    /// 0 in a conf file means "reject every client" (nats-server maps it to -1).
+    pub max_connections: i32,
+    /// 0 = unlimited.
+    pub max_subscriptions: i32,
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    pub ping_max: u32,
+    #[serde(with = "duration")]
+    pub write_deadline: Duration,
+    #[serde(with = "duration")]
+    pub lame_duck_duration: Duration,
+    #[serde(with = "duration")]
+    pub lame_duck_grace_period: Duration,
+    pub no_header_support: bool,
+    pub authorization: Authorization,
+    pub no_auth_user: Option<String>,
+    pub logging: Logging,
+    pub store_dir: Option<PathBuf>,
+    pub jetstream: bool,
+    pub cluster: ClusterConfig,
+    /// The file this config was read from (for reload); not a conf key.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server_name: None,
+            host: defaults::HOST.to_string(),
+            port: defaults::PORT,
+            client_advertise: None,
+            http_host: None,
+            http_port: None,
+            https_port: None,
+            max_payload: defaults::MAX_PAYLOAD,
+            max_control_line: defaults::MAX_CONTROL_LINE,
+            max_pending: defaults::MAX_PENDING,
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_subscriptions: 0,
+            ping_interval: defaults::PING_INTERVAL,
+            ping_max: defaults::PING_MAX,
+            write_deadline: defaults::WRITE_DEADLINE,
+            lame_duck_duration: defaults::LAME_DUCK_DURATION,
+            lame_duck_grace_period: defaults::LAME_DUCK_GRACE_PERIOD,
+            no_header_support: false,
+            authorization: Authorization::default(),
+            no_auth_user: None,
+            logging: Logging::default(),
+            store_dir: None,
+            jetstream: false,
+            cluster: ClusterConfig::default(),
+            config_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// Effective auth timeout (nats-server: 2 s without TLS).
+    pub fn auth_timeout(&self) -> Duration {
+        self.authorization
+            .timeout
+            .unwrap_or(defaults::AUTH_TIMEOUT)
+    }
+
+    /// A config for tests and embedding: loopback, random port, everything else default.
+    pub fn local() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: -1,
+            ..Config::default()
+        }
+    }
+}
+
+/// Durations serialize as nats-server duration strings ("2m", "10s"); integers are seconds.
+pub mod duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        parse_value(&v).map_err(serde::de::Error::custom)
+    }
+
+    /// Accepts a Go duration string, an integer or float number of seconds.
+    pub fn parse_value(v: &serde_json::Value) -> Result<Duration, String> {
+        match v {
+            serde_json::Value::String(s) => parse_go_duration(s),
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .filter(|f| *f >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("invalid duration {n}")),
+            other => Err(format!("invalid duration {other}")),
+        }
+    }
+
+    /// Go's time.ParseDuration subset: sequences of <number><unit>, units ns us µs ms s m h.
+    pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+        let s = s.trim();
+        if s == "0" {
+            return Ok(Duration::ZERO);
+        }
+        if let Ok(secs) = s.parse::<f64>() {
+            if secs >= 0.0 {
+                return Ok(Duration::from_secs_f64(secs));
+            }
+        }
+        let mut total = 0f64;
+        let mut rest = s;
+        if rest.is_empty() {
+            return Err("empty duration".into());
+        }
+        while !rest.is_empty() {
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(|| format!("missing unit in duration \"{s}\""))?;
+            if num_end == 0 {
+                return Err(format!("invalid duration \"{s}\""));
+            }
+            let n: f64 = rest[..num_end]
+                .parse()
+                .map_err(|_| format!("invalid duration \"{s}\""))?;
+            rest = &rest[num_end..];
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let mult = match &rest[..unit_end] {
+                "ns" => 1e-9,
+                "us" | "µs" | "μs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                u => return Err(format!("unknown unit \"{u}\" in duration \"{s}\"")),
+            };
+            total += n * mult;
+            rest = &rest[unit_end..];
+        }
+        Ok(Duration::from_secs_f64(total))
+    }
+
+    /// Go's Duration.String() style, e.g. "2m0s", "1.5s", "300ms".
+    pub fn format_duration(d: Duration) -> String {
+        let nanos = d.as_nanos();
+        if nanos == 0 {
+            return "0s".into();
+        }
+        if nanos < 1_000 {
+            return format!("{nanos}ns");
+        }
+        if nanos < 1_000_000 {
+            return format!("{}µs", trim_float(nanos as f64 / 1e3));
+        }
+        if nanos < 1_000_000_000 {
+            return format!("{}ms", trim_float(nanos as f64 / 1e6));
+        }
+        let total_secs = d.as_secs();
+        let h = total_secs / 3600;
+        let m = (total_secs % 3600) / 60;
+        let s = (total_secs % 60) as f64 + f64::from(d.subsec_nanos()) / 1e9;
+        let mut out = String::new();
+        if h > 0 {
+            out.push_str(&format!("{h}h"));
+        }
+        if h > 0 || m > 0 {
+            out.push_str(&format!("{m}m"));
+        }
+        out.push_str(&format!("{}s", trim_float(s)));
+        out
+    }
+
+    fn trim_float(f: f64) -> String {
+        let s = format!("{f:.9}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    }
+}
+
+/// `Option<Duration>` flavour of [`duration`].
+pub mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let v = Option::<serde_json::Value>::deserialize(d)?;
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => super::duration::parse_value(&v)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Subjects (stub until written).

@@ -1,0 +1,1 @@
+//! Sublist (stub until written).
