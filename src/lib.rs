@@ -1,12 +1,29 @@
 //! tern: a NATS-compatible message server.
 //!
-//! See docs/architecture.md for the map. Reading order: protocol/parser.rs ->
-//! conn/mod.rs -> client.rs -> dispatch.rs -> sublist.rs.
+//! The path of one PUB: `client.rs` reads bytes and hands them to
+//! `protocol::parser`, which yields an `Op::Pub` borrowing the payload from the read
+//! buffer; `client::process_pub` looks the subject up in its per-connection match cache
+//! (backed by `sublist`), and `dispatch` writes `MSG` into each receiver's
+//! `conn::outbound` buffer. After the read batch every touched connection's writer is
+//! woken once. See docs/architecture.md for the full map.
 
+// serde_json::json! of the /varz object nests deeper than the default limit.
+#![recursion_limit = "256"]
+
+pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod conf;
 pub mod config;
+pub mod conn;
+pub mod dispatch;
+pub mod error;
+pub mod logging;
+pub mod monitor;
+pub mod protocol;
+pub mod server;
 pub mod subject;
 pub mod sublist;
 
 pub use config::Config;
+pub use server::{Server, ServerHandle};

@@ -1,0 +1,668 @@
+//! Client behaviour: CONNECT and auth, SUB/UNSUB, PUB/HPUB into dispatch, PING/PONG,
+//! timers, and closing with nats-server's answers.
+//!
+//! The read loop owns the parser, the connection options and the match cache; shared
+//! state (`Client`) is only what publishers on other connections need to deliver here.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Buf, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::conn::outbound::Outbound;
+use crate::dispatch::{self, MatchCache, Msg, Pcd, Publisher, Rng};
+use crate::error::CloseReason;
+use crate::protocol::encode;
+use crate::protocol::info::ConnectInfo;
+use crate::protocol::{Op, ParseError, Parser, ParserLimits};
+use crate::server::{ClosedConn, ServerShared};
+use crate::subject;
+
+/// A subscription as stored in the sublist: who gets the message and under which sid.
+#[derive(Debug)]
+pub struct Subscription {
+    pub client: Arc<Client>,
+    pub subject: Box<[u8]>,
+    pub queue: Option<Box<[u8]>>,
+    pub sid: Box<[u8]>,
+    /// Auto-unsubscribe limit (`UNSUB <sid> <max>`); 0 = none.
+    pub max: AtomicU64,
+    /// Messages delivered so far (/connz subs=detail `msgs`; the limit check).
+    pub delivered: AtomicU64,
+}
+
+/// Sublist handle with pointer identity, so removing one subscription never removes
+/// another that looks the same.
+#[derive(Debug, Clone)]
+pub struct SubRef(pub Arc<Subscription>);
+
+impl PartialEq for SubRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Descriptive fields shown in /connz.
+#[derive(Debug, Clone, Default)]
+pub struct ConnMeta {
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+    pub user: String,
+    pub rtt: Option<Duration>,
+    pub last_activity: Option<SystemTime>,
+}
+
+/// The part of a client connection other connections touch.
+#[derive(Debug)]
+pub struct Client {
+    pub cid: u64,
+    pub addr: SocketAddr,
+    pub start: SystemTime,
+    pub out: Outbound,
+    /// Wakes the read loop when someone else decides this connection must close.
+    kill: Notify,
+    close_reason: Mutex<Option<CloseReason>>,
+    /// Whether this client accepts HMSG; other publishers strip headers otherwise.
+    pub headers: AtomicBool,
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    /// sid -> subscription.
+    pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
+    pub meta: Mutex<ConnMeta>,
+}
+
+impl Client {
+    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize) -> Self {
+        Client {
+            cid,
+            addr,
+            start: SystemTime::now(),
+            out: Outbound::new(max_pending),
+            kill: Notify::new(),
+            close_reason: Mutex::new(None),
+            headers: AtomicBool::new(false),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            subs: Mutex::new(HashMap::new()),
+            meta: Mutex::new(ConnMeta::default()),
+        }
+    }
+
+    /// Records why the connection closes; the first reason wins.
+    fn set_close_reason(&self, r: CloseReason) -> bool {
+        let mut g = self.close_reason.lock();
+        if g.is_none() {
+            *g = Some(r);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        *self.close_reason.lock()
+    }
+
+    /// Closes from outside the read loop (server shutdown, lame duck).
+    pub fn close_from_server(&self, reason: CloseReason) {
+        if self.set_close_reason(reason) {
+            self.out.close(true);
+            self.kill.notify_one();
+        }
+    }
+
+    /// Called by a publisher whose delivery would pass max_pending: close without
+    /// flushing and without -ERR, as nats-server does.
+    pub fn slow_consumer(&self, server: &ServerShared) {
+        if self.set_close_reason(CloseReason::SlowConsumerPendingBytes) {
+            server.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                self.addr,
+                self.cid,
+                server.config.max_pending
+            );
+            self.out.close(false);
+            self.kill.notify_one();
+        }
+    }
+
+    /// Auto-unsubscribe reached its limit.
+    pub fn remove_sub_by_limit(&self, server: &ServerShared, sub: &Subscription) {
+        let removed = {
+            let mut subs = self.subs.lock();
+            match subs.get(&sub.sid) {
+                Some(s) if std::ptr::eq(Arc::as_ptr(s), sub) => subs.remove(&sub.sid),
+                _ => None,
+            }
+        };
+        if let Some(s) = removed {
+            let _ = server
+                .sublist
+                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()));
+        }
+    }
+}
+
+/// How a read-loop step wants the connection to end.
+struct Close {
+    reason: CloseReason,
+    /// `-ERR` text to send first, if any.
+    err: Option<&'static str>,
+}
+
+impl Close {
+    fn new(reason: CloseReason, err: Option<&'static str>) -> Self {
+        Close { reason, err }
+    }
+}
+
+/// Read-loop state of one client connection.
+struct Conn {
+    server: Arc<ServerShared>,
+    client: Arc<Client>,
+    opts: ConnectInfo,
+    connected: bool,
+    auth_required: bool,
+    first_pong_sent: bool,
+    pings_out: u32,
+    ping_sent_at: Option<Instant>,
+    /// Any inbound op since the last ping timer, so an active client is not pinged.
+    active: bool,
+    cache: MatchCache,
+    rng: Rng,
+    pcd: Pcd,
+    in_msgs: u64,
+    in_bytes: u64,
+    trace: bool,
+}
+
+/// Serves one accepted client connection until it closes.
+pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let cid = server.next_cid.fetch_add(1, Ordering::Relaxed);
+    let client = Arc::new(Client::new(cid, addr, server.config.max_pending as usize));
+    server.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("{addr} - cid:{cid} - Client connection created");
+
+    client.out.push(&server.client_info_line(cid, &addr));
+    let (mut rd, wr) = stream.into_split();
+    let writer = {
+        let client = client.clone();
+        let deadline = server.config.write_deadline;
+        tokio::spawn(async move { client.out.write_loop(wr, deadline).await })
+    };
+    client.out.kick();
+
+    let max_conn = server.config.max_connections;
+    let over_limit = max_conn < 0 || server.clients.len() >= max_conn as usize;
+    let close = if over_limit {
+        Close::new(
+            CloseReason::MaxConnectionsExceeded,
+            Some("maximum connections exceeded"),
+        )
+    } else if server.is_lame_duck() {
+        Close::new(CloseReason::ServerShutdown, None)
+    } else {
+        server.clients.insert(cid, client.clone());
+        let mut conn = Conn {
+            auth_required: server.config.authorization.required(),
+            trace: server.config.logging.trace,
+            server: server.clone(),
+            client: client.clone(),
+            opts: ConnectInfo::default(),
+            connected: false,
+            first_pong_sent: false,
+            pings_out: 0,
+            ping_sent_at: None,
+            active: false,
+            cache: MatchCache::default(),
+            rng: Rng::new(cid.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos_seed()),
+            pcd: Pcd::default(),
+            in_msgs: 0,
+            in_bytes: 0,
+        };
+        let close = conn.read_loop(&mut rd).await;
+        conn.publish_counters();
+        close
+    };
+    finish(&server, &client, close, writer).await;
+}
+
+fn nanos_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x1234_5678)
+}
+
+/// Sends the final -ERR (if any), stops the writer, removes the client's interest and
+/// records the closed connection for /connz.
+async fn finish(
+    server: &Arc<ServerShared>,
+    client: &Arc<Client>,
+    close: Close,
+    writer: tokio::task::JoinHandle<Option<CloseReason>>,
+) {
+    if let Some(text) = close.err {
+        let mut b = Vec::with_capacity(text.len() + 10);
+        encode::write_err(&mut b, text);
+        client.out.push(&b);
+    }
+    client.set_close_reason(close.reason);
+    client.out.close(true);
+    let reason = client.close_reason().unwrap_or(close.reason);
+
+    let subs: Vec<Arc<Subscription>> = client.subs.lock().drain().map(|(_, s)| s).collect();
+    for s in &subs {
+        let _ = server
+            .sublist
+            .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()));
+    }
+    server.clients.remove(&client.cid);
+
+    // A writer stuck on a peer that does not read is not waited for longer than needed.
+    let mut writer = writer;
+    let wait = if reason == CloseReason::SlowConsumerPendingBytes {
+        Duration::from_millis(10)
+    } else {
+        Duration::from_secs(2)
+    };
+    if tokio::time::timeout(wait, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    tracing::debug!(
+        "{} - cid:{} - Client connection closed: {}",
+        client.addr,
+        client.cid,
+        reason
+    );
+    server.record_closed(ClosedConn::from_client(client, reason, subs.len()));
+}
+
+impl Conn {
+    async fn read_loop(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf) -> Close {
+        let server = self.server.clone();
+        let mut shutdown = server.shutdown_rx();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut parser = Parser::new();
+        let limits = ParserLimits {
+            max_control_line: server.config.max_control_line.max(0) as usize,
+            max_payload: Some(server.config.max_payload.max(0) as usize),
+        };
+        let auth_deadline = tokio::time::sleep(if self.auth_required {
+            server.config.auth_timeout()
+        } else {
+            Duration::from_secs(86400 * 365)
+        });
+        tokio::pin!(auth_deadline);
+        let ping = tokio::time::sleep(server.config.ping_interval);
+        tokio::pin!(ping);
+
+        loop {
+            if buf.capacity() - buf.len() < 16 * 1024 {
+                buf.reserve(64 * 1024);
+            }
+            tokio::select! {
+                biased;
+                _ = self.client.kill.notified() => {
+                    return Close::new(self.client.close_reason().unwrap_or(CloseReason::ServerShutdown), None);
+                }
+                _ = shutdown.changed() => {
+                    return Close::new(CloseReason::ServerShutdown, None);
+                }
+                r = rd.read_buf(&mut buf) => {
+                    match r {
+                        Ok(0) => return Close::new(CloseReason::ClientClosed, None),
+                        Err(_) => return Close::new(CloseReason::ReadError, None),
+                        Ok(_) => {}
+                    }
+                    let was_connected = self.connected;
+                    let res = self.process_buffer(&mut parser, &mut buf, &limits);
+                    self.pcd.flush();
+                    self.publish_counters();
+                    if let Err(close) = res {
+                        return close;
+                    }
+                    self.active = true;
+                    if self.connected && !was_connected {
+                        // nats-server's first RTT ping: ~2 s after CONNECT, +0-20 %.
+                        let jitter = self.rng.below(400) as u64;
+                        ping.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(2000 + jitter));
+                    }
+                }
+                _ = &mut auth_deadline, if self.auth_required && !self.connected => {
+                    tracing::error!("{} - cid:{} - authentication timeout", self.client.addr, self.client.cid);
+                    return Close::new(CloseReason::AuthenticationTimeout, Some("Authentication Timeout"));
+                }
+                _ = &mut ping => {
+                    if let Err(close) = self.ping_timer() {
+                        return close;
+                    }
+                    ping.as_mut().reset(tokio::time::Instant::now() + server.config.ping_interval);
+                }
+            }
+        }
+    }
+
+    /// Parses and handles every complete op in `buf`, then drops the consumed bytes.
+    fn process_buffer(
+        &mut self,
+        parser: &mut Parser,
+        buf: &mut BytesMut,
+        limits: &ParserLimits,
+    ) -> Result<(), Close> {
+        let mut off = 0;
+        let result = loop {
+            match parser.parse(&buf[off..], limits) {
+                Ok(Some((op, n))) => {
+                    if let Err(c) = self.process_op(op) {
+                        break Err(c);
+                    }
+                    off += n;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(self.parse_error(e)),
+            }
+        };
+        buf.advance(off);
+        result
+    }
+
+    fn parse_error(&self, e: ParseError) -> Close {
+        tracing::error!(
+            "{} - cid:{} - Client parser ERROR: {}",
+            self.client.addr,
+            self.client.cid,
+            e
+        );
+        match e {
+            ParseError::UnknownOp => {
+                Close::new(CloseReason::ParseError, Some("Unknown Protocol Operation"))
+            }
+            ParseError::MaxControlLine => Close::new(
+                CloseReason::MaxControlLineExceeded,
+                Some("maximum control line exceeded"),
+            ),
+            ParseError::MaxPayload => Close::new(
+                CloseReason::MaxPayloadExceeded,
+                Some("Maximum Payload Violation"),
+            ),
+            ParseError::BadArgs => Close::new(CloseReason::ProtocolViolation, None),
+        }
+    }
+
+    fn publish_counters(&self) {
+        self.client.in_msgs.store(self.in_msgs, Ordering::Relaxed);
+        self.client.in_bytes.store(self.in_bytes, Ordering::Relaxed);
+    }
+
+    fn send(&self, bytes: &[u8]) {
+        self.client.out.push(bytes);
+    }
+
+    fn send_err(&self, text: &str) {
+        let mut b = Vec::with_capacity(text.len() + 10);
+        encode::write_err(&mut b, text);
+        self.client.out.push(&b);
+    }
+
+    fn ok(&mut self) {
+        if self.opts.verbose {
+            self.client.out.push(encode::OK);
+            self.pcd.add(&self.client);
+        }
+    }
+
+    fn process_op(&mut self, op: Op<'_>) -> Result<(), Close> {
+        if self.trace {
+            tracing::trace!("{} - cid:{} - <<- [{:?}]", self.client.addr, self.client.cid, op);
+        }
+        if self.auth_required && !self.connected && !matches!(op, Op::Connect(_)) {
+            return Err(Close::new(
+                CloseReason::AuthenticationViolation,
+                Some("Authorization Violation"),
+            ));
+        }
+        match op {
+            Op::Pub {
+                subject,
+                reply,
+                hdr_len,
+                payload,
+            } => self.process_pub(subject, reply, hdr_len, payload),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
+                self.process_sub(subject, queue, sid);
+                Ok(())
+            }
+            Op::Unsub { sid, max } => {
+                self.process_unsub(sid, max);
+                Ok(())
+            }
+            Op::Ping => {
+                self.process_ping();
+                Ok(())
+            }
+            Op::Pong => {
+                self.pings_out = 0;
+                if let Some(at) = self.ping_sent_at.take() {
+                    self.client.meta.lock().rtt = Some(at.elapsed());
+                }
+                Ok(())
+            }
+            Op::Connect(json) => self.process_connect(json),
+            Op::Info | Op::Ok => Ok(()),
+            Op::Err(text) => {
+                tracing::error!(
+                    "{} - cid:{} - Client Error {}",
+                    self.client.addr,
+                    self.client.cid,
+                    String::from_utf8_lossy(text)
+                );
+                Err(Close::new(CloseReason::ClientClosed, None))
+            }
+        }
+    }
+
+    fn process_connect(&mut self, json: &[u8]) -> Result<(), Close> {
+        let Ok(opts) = serde_json::from_slice::<ConnectInfo>(json) else {
+            return Err(Close::new(CloseReason::ProtocolViolation, None));
+        };
+        if !(0..=1).contains(&opts.protocol) {
+            return Err(Close::new(
+                CloseReason::BadClientProtocolVersion,
+                Some("invalid client protocol"),
+            ));
+        }
+        if opts.no_responders && !opts.headers {
+            return Err(Close::new(
+                CloseReason::NoRespondersRequiresHeaders,
+                Some("no responders requires headers support"),
+            ));
+        }
+        if self.auth_required && !crate::auth::check(&self.server.config.authorization, &opts) {
+            tracing::error!(
+                "{} - cid:{} - authentication error - User {:?}",
+                self.client.addr,
+                self.client.cid,
+                opts.user.as_deref().unwrap_or("")
+            );
+            return Err(Close::new(
+                CloseReason::AuthenticationViolation,
+                Some("Authorization Violation"),
+            ));
+        }
+        {
+            let mut m = self.client.meta.lock();
+            m.name = opts.name.clone().unwrap_or_default();
+            m.lang = opts.lang.clone().unwrap_or_default();
+            m.version = opts.version.clone().unwrap_or_default();
+            m.user = opts.user.clone().unwrap_or_default();
+        }
+        let headers = opts.headers && !self.server.config.no_header_support;
+        self.client.headers.store(headers, Ordering::Relaxed);
+        self.opts = opts;
+        self.opts.headers = headers;
+        self.connected = true;
+        self.ok();
+        Ok(())
+    }
+
+    fn process_ping(&mut self) {
+        self.send(encode::PONG);
+        if self.connected && !self.first_pong_sent && self.opts.protocol >= 1 {
+            // The async INFO after the first PONG tells the client it is bound ($G).
+            self.send(&self.server.connect_info_line(self.client.cid, &self.client.addr));
+        }
+        if self.connected {
+            self.first_pong_sent = true;
+        }
+        self.pcd.add(&self.client);
+    }
+
+    fn process_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+        if !subject::is_valid_subject(subject) || queue.is_some_and(|q| !subject::is_valid_queue_name(q))
+        {
+            self.send_err("Invalid Subject");
+            self.pcd.add(&self.client);
+            return;
+        }
+        let max_subs = self.server.config.max_subscriptions;
+        let sub = {
+            let mut subs = self.client.subs.lock();
+            if subs.contains_key(sid) {
+                // nats-server keeps the first registration of a duplicate sid.
+                None
+            } else if max_subs > 0 && subs.len() >= max_subs as usize {
+                drop(subs);
+                self.send_err("maximum subscriptions exceeded");
+                self.pcd.add(&self.client);
+                return;
+            } else {
+                let s = Arc::new(Subscription {
+                    client: self.client.clone(),
+                    subject: subject.into(),
+                    queue: queue.map(Into::into),
+                    sid: sid.into(),
+                    max: AtomicU64::new(0),
+                    delivered: AtomicU64::new(0),
+                });
+                subs.insert(sid.into(), s.clone());
+                Some(s)
+            }
+        };
+        if let Some(s) = sub {
+            if self
+                .server
+                .sublist
+                .insert(subject, queue, SubRef(s))
+                .is_err()
+            {
+                self.client.subs.lock().remove(sid);
+                self.send_err("Invalid Subject");
+                self.pcd.add(&self.client);
+                return;
+            }
+        }
+        self.ok();
+    }
+
+    fn process_unsub(&mut self, sid: &[u8], max: Option<u64>) {
+        let removed = {
+            let mut subs = self.client.subs.lock();
+            match (subs.get(sid), max) {
+                (Some(s), Some(max)) if max > s.delivered.load(Ordering::Relaxed) => {
+                    s.max.store(max, Ordering::Relaxed);
+                    None
+                }
+                (Some(_), _) => subs.remove(sid),
+                (None, _) => None,
+            }
+        };
+        if let Some(s) = removed {
+            let _ = self
+                .server
+                .sublist
+                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()));
+        }
+        self.ok();
+    }
+
+    fn process_pub(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        hdr_len: Option<usize>,
+        payload: &[u8],
+    ) -> Result<(), Close> {
+        if hdr_len.is_some() && !self.opts.headers {
+            return Err(Close::new(CloseReason::ProtocolViolation, None));
+        }
+        self.in_msgs += 1;
+        self.in_bytes += payload.len() as u64;
+        if self.opts.pedantic && !subject::is_valid_publish_subject(subject) {
+            self.send_err("Invalid Publish Subject");
+            self.pcd.add(&self.client);
+        }
+        let server = &*self.server;
+        let result = self.cache.lookup(server, subject);
+        let msg = Msg {
+            subject,
+            reply,
+            hdr_len,
+            payload,
+        };
+        let publisher = Publisher {
+            cid: self.client.cid,
+            echo: self.opts.echo,
+        };
+        let delivered =
+            dispatch::deliver_local(server, &result, &msg, &publisher, &mut self.rng, &mut self.pcd);
+        if delivered == 0 && self.opts.no_responders {
+            if let Some(reply) = reply {
+                dispatch::send_no_responders(server, &self.client, subject, reply, &mut self.pcd);
+            }
+        }
+        self.ok();
+        Ok(())
+    }
+
+    /// Server ping timer: stale check, then PING unless the client was active.
+    fn ping_timer(&mut self) -> Result<(), Close> {
+        if self.pings_out + 1 > self.server.config.ping_max {
+            self.server
+                .stats
+                .stale_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                "{} - cid:{} - Stale Client Connection - Closing",
+                self.client.addr,
+                self.client.cid
+            );
+            return Err(Close::new(CloseReason::StaleConnection, Some("Stale Connection")));
+        }
+        let first_rtt = self.connected && self.ping_sent_at.is_none() && self.client.meta.lock().rtt.is_none();
+        if self.active && !first_rtt {
+            self.active = false;
+            return Ok(());
+        }
+        self.active = false;
+        self.pings_out += 1;
+        self.ping_sent_at = Some(Instant::now());
+        self.client.out.push(encode::PING);
+        self.client.out.kick();
+        Ok(())
+    }
+}

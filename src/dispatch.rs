@@ -1,0 +1,215 @@
+//! Delivering one message: match the subject, write MSG/HMSG into each receiver's
+//! outbound buffer, pick one member per queue group, and remember whom to flush.
+//!
+//! Must not: do I/O or hold the sublist lock while writing (it works on an
+//! `Arc<SublistResult>` taken from the publisher's match cache).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::client::{Client, SubRef, Subscription};
+use crate::protocol::encode;
+use crate::server::ServerShared;
+use crate::sublist::SublistResult;
+
+/// Connections written to during one read batch; each is woken once at the end
+/// (nats-server's "pcd" / flushClients).
+#[derive(Default)]
+pub struct Pcd {
+    clients: Vec<Arc<Client>>,
+}
+
+impl Pcd {
+    #[inline]
+    pub fn add(&mut self, c: &Arc<Client>) {
+        // Nearly always one or a few receivers per batch: a linear scan beats hashing.
+        if self.clients.iter().rev().any(|x| Arc::ptr_eq(x, c)) {
+            return;
+        }
+        self.clients.push(c.clone());
+    }
+
+    pub fn flush(&mut self) {
+        for c in self.clients.drain(..) {
+            c.out.kick();
+        }
+    }
+}
+
+/// A message being delivered. `payload` includes the header block when `hdr_len` is set.
+#[derive(Clone, Copy)]
+pub struct Msg<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub hdr_len: Option<usize>,
+    pub payload: &'a [u8],
+}
+
+/// Who published, for echo suppression.
+pub struct Publisher {
+    pub cid: u64,
+    pub echo: bool,
+}
+
+/// Small per-connection cache of match results, valid while the sublist generation is
+/// unchanged: a publish on a hot subject touches no shared lock at all.
+pub struct MatchCache {
+    generation: u64,
+    map: HashMap<Box<[u8]>, Arc<SublistResult<SubRef>>>,
+}
+
+const MATCH_CACHE_MAX: usize = 512;
+
+impl Default for MatchCache {
+    fn default() -> Self {
+        MatchCache {
+            generation: u64::MAX,
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl MatchCache {
+    #[inline]
+    pub fn lookup(
+        &mut self,
+        server: &ServerShared,
+        subject: &[u8],
+    ) -> Arc<SublistResult<SubRef>> {
+        let g = server.sublist.generation();
+        if g != self.generation {
+            self.map.clear();
+            self.generation = g;
+        }
+        if let Some(r) = self.map.get(subject) {
+            return r.clone();
+        }
+        let r = if has_empty_token(subject) {
+            // nats-server matches nothing for a subject with an empty token (`foo..bar`).
+            Arc::new(SublistResult {
+                psubs: Vec::new(),
+                qsubs: Vec::new(),
+            })
+        } else {
+            server.sublist.match_subject(subject)
+        };
+        if self.map.len() >= MATCH_CACHE_MAX {
+            self.map.clear();
+        }
+        self.map.insert(subject.into(), r.clone());
+        r
+    }
+}
+
+fn has_empty_token(s: &[u8]) -> bool {
+    s.is_empty()
+        || s[0] == b'.'
+        || s[s.len() - 1] == b'.'
+        || memchr::memmem::find(s, b"..").is_some()
+}
+
+/// Cheap per-connection random numbers for queue member choice.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    #[inline]
+    pub fn below(&mut self, n: usize) -> usize {
+        // xorshift64*: plenty for spreading queue deliveries.
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as usize % n
+    }
+}
+
+/// Delivers `msg` to the local subscriptions in `result`; returns how many got it.
+pub fn deliver_local(
+    server: &ServerShared,
+    result: &SublistResult<SubRef>,
+    msg: &Msg<'_>,
+    publisher: &Publisher,
+    rng: &mut Rng,
+    pcd: &mut Pcd,
+) -> usize {
+    let mut delivered = 0;
+    for sub in &result.psubs {
+        if !publisher.echo && sub.0.client.cid == publisher.cid {
+            continue;
+        }
+        if deliver_to(server, &sub.0, msg, pcd) {
+            delivered += 1;
+        }
+    }
+    for group in &result.qsubs {
+        if group.is_empty() {
+            continue;
+        }
+        let start = rng.below(group.len());
+        for i in 0..group.len() {
+            let sub = &group[(start + i) % group.len()].0;
+            if !publisher.echo && sub.client.cid == publisher.cid {
+                continue;
+            }
+            if deliver_to(server, sub, msg, pcd) {
+                delivered += 1;
+                break;
+            }
+        }
+    }
+    delivered
+}
+
+/// Writes one MSG/HMSG for `sub`. Returns false if the subscription could not take it
+/// (auto-unsubscribe limit reached, or its connection is closing).
+#[inline]
+pub fn deliver_to(server: &ServerShared, sub: &Subscription, msg: &Msg<'_>, pcd: &mut Pcd) -> bool {
+    let max = sub.max.load(Ordering::Relaxed);
+    let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+    if max > 0 && n > max {
+        return false;
+    }
+    let client = &sub.client;
+    // A subscriber that did not ask for headers gets a plain MSG with the block removed.
+    let (hdr_len, payload) = match msg.hdr_len {
+        Some(h) if !client.headers.load(Ordering::Relaxed) => (None, &msg.payload[h..]),
+        other => (other, msg.payload),
+    };
+    let len = encode::msg_len(msg.subject, &sub.sid, msg.reply, hdr_len, payload);
+    let res = client.out.push_msg(len, payload.len(), |out| {
+        encode::write_msg(out, msg.subject, &sub.sid, msg.reply, hdr_len, payload)
+    });
+    if res.is_err() {
+        client.slow_consumer(server);
+        return false;
+    }
+    pcd.add(client);
+    if max > 0 && n == max {
+        client.remove_sub_by_limit(server, sub);
+    }
+    true
+}
+
+/// The no-responders reply: a 503 status HMSG to the publisher's own plain subscription
+/// on the reply subject (nats-server processInboundClientMsg).
+pub fn send_no_responders(
+    server: &ServerShared,
+    publisher: &Arc<Client>,
+    subject: &[u8],
+    reply: &[u8],
+    pcd: &mut Pcd,
+) {
+    let r = server.sublist.match_subject(reply);
+    if let Some(sub) = r.psubs.iter().find(|s| s.0.client.cid == publisher.cid) {
+        let mut buf = Vec::with_capacity(64 + subject.len() + reply.len());
+        encode::write_no_responders(&mut buf, reply, &sub.0.sid, subject);
+        let res = publisher.out.push_msg(buf.len(), 0, |out| out.extend_from_slice(&buf));
+        if res.is_ok() {
+            pcd.add(publisher);
+        }
+    }
+}

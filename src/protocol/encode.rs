@@ -1,0 +1,123 @@
+//! Server-side operations written into an outbound buffer.
+//!
+//! Everything appends to a `Vec<u8>` the connection already owns: no allocation per
+//! message once the buffer has grown to its working size.
+
+/// `MSG <subject> <sid> [reply] <#bytes>\r\n<payload>\r\n`, or the HMSG form when
+/// `hdr_len` is set (payload then starts with the header block).
+#[inline]
+pub fn write_msg(
+    out: &mut Vec<u8>,
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
+    hdr_len: Option<usize>,
+    payload: &[u8],
+) {
+    let mut num = itoa::Buffer::new();
+    out.reserve(subject.len() + sid.len() + reply.map_or(0, <[u8]>::len) + payload.len() + 32);
+    match hdr_len {
+        Some(h) => {
+            out.extend_from_slice(b"HMSG ");
+            push_head(out, subject, sid, reply);
+            out.extend_from_slice(num.format(h).as_bytes());
+            out.push(b' ');
+        }
+        None => {
+            out.extend_from_slice(b"MSG ");
+            push_head(out, subject, sid, reply);
+        }
+    }
+    out.extend_from_slice(num.format(payload.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[inline]
+fn push_head(out: &mut Vec<u8>, subject: &[u8], sid: &[u8], reply: Option<&[u8]>) {
+    out.extend_from_slice(subject);
+    out.push(b' ');
+    out.extend_from_slice(sid);
+    out.push(b' ');
+    if let Some(r) = reply {
+        out.extend_from_slice(r);
+        out.push(b' ');
+    }
+}
+
+/// Bytes `write_msg` will append (for the max_pending check before copying).
+#[inline]
+pub fn msg_len(
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
+    hdr_len: Option<usize>,
+    payload: &[u8],
+) -> usize {
+    // "HMSG " / "MSG ", spaces, two size fields of at most 10 digits, two CRLFs.
+    subject.len()
+        + sid.len()
+        + reply.map_or(0, |r| r.len() + 1)
+        + payload.len()
+        + if hdr_len.is_some() { 5 + 11 } else { 4 }
+        + 2
+        + 10
+        + 4
+}
+
+/// `-ERR '<text>'\r\n`
+pub fn write_err(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"-ERR '");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"'\r\n");
+}
+
+/// The no-responders status message nats-server sends back to a requester:
+/// `HMSG <reply> <sid> N N\r\nNATS/1.0 503\r\nNats-Subject: <subject>\r\n\r\n\r\n`.
+pub fn write_no_responders(out: &mut Vec<u8>, reply: &[u8], sid: &[u8], subject: &[u8]) {
+    let mut hdr = Vec::with_capacity(40 + subject.len());
+    hdr.extend_from_slice(b"NATS/1.0 503\r\nNats-Subject: ");
+    hdr.extend_from_slice(subject);
+    hdr.extend_from_slice(b"\r\n\r\n");
+    write_msg(out, reply, sid, None, Some(hdr.len()), &hdr);
+}
+
+pub const PING: &[u8] = b"PING\r\n";
+pub const PONG: &[u8] = b"PONG\r\n";
+pub const OK: &[u8] = b"+OK\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msg_forms() {
+        let mut out = Vec::new();
+        write_msg(&mut out, b"foo", b"1", None, None, b"hello");
+        assert_eq!(out, b"MSG foo 1 5\r\nhello\r\n");
+        out.clear();
+        write_msg(&mut out, b"foo", b"1", Some(b"bar"), None, b"hi");
+        assert_eq!(out, b"MSG foo 1 bar 2\r\nhi\r\n");
+        out.clear();
+        write_msg(&mut out, b"foo", b"1", Some(b"r"), Some(12), b"NATS/1.0\r\n\r\nhi");
+        assert_eq!(out, b"HMSG foo 1 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+    }
+
+    #[test]
+    fn no_responders_bytes() {
+        let mut out = Vec::new();
+        write_no_responders(&mut out, b"_INBOX.x", b"2", b"nobody");
+        assert_eq!(
+            out,
+            b"HMSG _INBOX.x 2 38 38\r\nNATS/1.0 503\r\nNats-Subject: nobody\r\n\r\n\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn msg_len_is_an_upper_bound() {
+        let mut out = Vec::new();
+        write_msg(&mut out, b"a.b", b"12", Some(b"r"), Some(3), b"xyzpayload");
+        assert!(msg_len(b"a.b", b"12", Some(b"r"), Some(3), b"xyzpayload") >= out.len());
+    }
+}
