@@ -190,7 +190,10 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
     let _ = stream.set_nodelay(true);
     let cid = server.next_cid.fetch_add(1, Ordering::Relaxed);
     let client = Arc::new(Client::new(cid, addr, server.config.max_pending as usize));
-    server.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+    server
+        .stats
+        .total_connections
+        .fetch_add(1, Ordering::Relaxed);
     tracing::debug!("{addr} - cid:{cid} - Client connection created");
 
     client.out.push(&server.client_info_line(cid, &addr));
@@ -288,6 +291,23 @@ async fn finish(
     server.record_closed(ClosedConn::from_client(client, reason, subs.len()));
 }
 
+/// Fast-producer stall: give a receiver that is past 75 % of max_pending up to ~10 ms
+/// to drain before this publisher reads more. Counted in /varz stalled_clients.
+async fn stall(server: &ServerShared, target: &Client) {
+    server.stats.stalled_clients.fetch_add(1, Ordering::Relaxed);
+    let low = target.out.max_pending() / 2;
+    for i in 0..20 {
+        if target.out.pending() < low || target.out.is_closing() {
+            return;
+        }
+        if i < 10 {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
 impl Conn {
     async fn read_loop(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf) -> Close {
         let server = self.server.clone();
@@ -327,8 +347,11 @@ impl Conn {
                     }
                     let was_connected = self.connected;
                     let res = self.process_buffer(&mut parser, &mut buf, &limits);
-                    self.pcd.flush();
+                    let stalled_on = self.pcd.flush();
                     self.publish_counters();
+                    if let Some(target) = stalled_on {
+                        stall(&server, &target).await;
+                    }
                     if let Err(close) = res {
                         return close;
                     }
@@ -424,7 +447,12 @@ impl Conn {
 
     fn process_op(&mut self, op: Op<'_>) -> Result<(), Close> {
         if self.trace {
-            tracing::trace!("{} - cid:{} - <<- [{:?}]", self.client.addr, self.client.cid, op);
+            tracing::trace!(
+                "{} - cid:{} - <<- [{:?}]",
+                self.client.addr,
+                self.client.cid,
+                op
+            );
         }
         if self.auth_required && !self.connected && !matches!(op, Op::Connect(_)) {
             return Err(Close::new(
@@ -524,7 +552,11 @@ impl Conn {
         self.send(encode::PONG);
         if self.connected && !self.first_pong_sent && self.opts.protocol >= 1 {
             // The async INFO after the first PONG tells the client it is bound ($G).
-            self.send(&self.server.connect_info_line(self.client.cid, &self.client.addr));
+            self.send(
+                &self
+                    .server
+                    .connect_info_line(self.client.cid, &self.client.addr),
+            );
         }
         if self.connected {
             self.first_pong_sent = true;
@@ -533,7 +565,8 @@ impl Conn {
     }
 
     fn process_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
-        if !subject::is_valid_subject(subject) || queue.is_some_and(|q| !subject::is_valid_queue_name(q))
+        if !subject::is_valid_subject(subject)
+            || queue.is_some_and(|q| !subject::is_valid_queue_name(q))
         {
             self.send_err("Invalid Subject");
             self.pcd.add(&self.client);
@@ -628,8 +661,14 @@ impl Conn {
             cid: self.client.cid,
             echo: self.opts.echo,
         };
-        let delivered =
-            dispatch::deliver_local(server, &result, &msg, &publisher, &mut self.rng, &mut self.pcd);
+        let delivered = dispatch::deliver_local(
+            server,
+            &result,
+            &msg,
+            &publisher,
+            &mut self.rng,
+            &mut self.pcd,
+        );
         if delivered == 0 && self.opts.no_responders {
             if let Some(reply) = reply {
                 dispatch::send_no_responders(server, &self.client, subject, reply, &mut self.pcd);
@@ -651,9 +690,13 @@ impl Conn {
                 self.client.addr,
                 self.client.cid
             );
-            return Err(Close::new(CloseReason::StaleConnection, Some("Stale Connection")));
+            return Err(Close::new(
+                CloseReason::StaleConnection,
+                Some("Stale Connection"),
+            ));
         }
-        let first_rtt = self.connected && self.ping_sent_at.is_none() && self.client.meta.lock().rtt.is_none();
+        let first_rtt =
+            self.connected && self.ping_sent_at.is_none() && self.client.meta.lock().rtt.is_none();
         if self.active && !first_rtt {
             self.active = false;
             return Ok(());

@@ -30,10 +30,19 @@ impl Pcd {
         self.clients.push(c.clone());
     }
 
-    pub fn flush(&mut self) {
+    /// Wakes every touched writer. Returns the fullest receiver if it is past 75 % of
+    /// its max_pending, so the publisher can stall briefly (nats-server's fast-producer
+    /// stall) instead of pushing a merely busy consumer over the limit.
+    pub fn flush(&mut self) -> Option<Arc<Client>> {
+        let mut fullest: Option<(usize, Arc<Client>)> = None;
         for c in self.clients.drain(..) {
             c.out.kick();
+            let p = c.out.pending();
+            if p > c.out.max_pending() / 4 * 3 && fullest.as_ref().is_none_or(|(fp, _)| p > *fp) {
+                fullest = Some((p, c));
+            }
         }
+        fullest.map(|(_, c)| c)
     }
 }
 
@@ -72,11 +81,7 @@ impl Default for MatchCache {
 
 impl MatchCache {
     #[inline]
-    pub fn lookup(
-        &mut self,
-        server: &ServerShared,
-        subject: &[u8],
-    ) -> Arc<SublistResult<SubRef>> {
+    pub fn lookup(&mut self, server: &ServerShared, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
         let g = server.sublist.generation();
         if g != self.generation {
             self.map.clear();
@@ -207,7 +212,9 @@ pub fn send_no_responders(
     if let Some(sub) = r.psubs.iter().find(|s| s.0.client.cid == publisher.cid) {
         let mut buf = Vec::with_capacity(64 + subject.len() + reply.len());
         encode::write_no_responders(&mut buf, reply, &sub.0.sid, subject);
-        let res = publisher.out.push_msg(buf.len(), 0, |out| out.extend_from_slice(&buf));
+        let res = publisher
+            .out
+            .push_msg(buf.len(), 0, |out| out.extend_from_slice(&buf));
         if res.is_ok() {
             pcd.add(publisher);
         }

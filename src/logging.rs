@@ -27,7 +27,9 @@ fn timestamp() -> String {
     let d = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let rfc = crate::monitor::rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()));
+    let rfc = crate::monitor::rfc3339(
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()),
+    );
     // rfc is "YYYY-MM-DDTHH:MM:SSZ"
     let date = rfc[..10].replace('-', "/");
     format!("{} {}.{:06}", date, &rfc[11..19], d.subsec_micros())

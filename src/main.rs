@@ -10,12 +10,30 @@ fn main() -> ExitCode {
         let a = args[i].trim_start_matches('-');
         let val = args.get(i + 1).cloned().unwrap_or_default();
         match a {
-            "a" | "addr" => { config.host = val; i += 1; }
-            "p" | "port" => { config.port = val.parse().unwrap_or(4222); i += 1; }
-            "m" | "http_port" => { config.http_port = val.parse().ok(); i += 1; }
-            "user" => { config.authorization.user = Some(val); i += 1; }
-            "pass" => { config.authorization.password = Some(val); i += 1; }
-            "auth" => { config.authorization.token = Some(val); i += 1; }
+            "a" | "addr" => {
+                config.host = val;
+                i += 1;
+            }
+            "p" | "port" => {
+                config.port = val.parse().unwrap_or(4222);
+                i += 1;
+            }
+            "m" | "http_port" => {
+                config.http_port = val.parse().ok();
+                i += 1;
+            }
+            "user" => {
+                config.authorization.user = Some(val);
+                i += 1;
+            }
+            "pass" => {
+                config.authorization.password = Some(val);
+                i += 1;
+            }
+            "auth" => {
+                config.authorization.token = Some(val);
+                i += 1;
+            }
             "D" => config.logging.debug = true,
             "V" | "DV" => config.logging.trace = true,
             _ => {}
@@ -23,9 +41,15 @@ fn main() -> ExitCode {
         i += 1;
     }
     let _ = tern::logging::init(config.logging.debug, config.logging.trace, true, None);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => { eprintln!("{e}"); return ExitCode::FAILURE; }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
     };
     rt.block_on(async move {
         match tern::Server::start(config).await {

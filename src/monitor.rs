@@ -30,7 +30,10 @@ pub async fn serve(shared: Shared, listener: TcpListener) {
         .route("/subsz", get(subsz))
         .route("/subscriptionsz", get(subsz))
         .route("/healthz", get(healthz))
-        .layer(middleware::from_fn_with_state(shared.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            count_requests,
+        ))
         .with_state(shared);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -40,7 +43,9 @@ pub async fn serve(shared: Shared, listener: TcpListener) {
 }
 
 async fn count_requests(State(s): State<Shared>, req: Request, next: Next) -> Response {
-    *s.http_requests.entry(req.uri().path().to_string()).or_insert(0) += 1;
+    *s.http_requests
+        .entry(req.uri().path().to_string())
+        .or_insert(0) += 1;
     next.run(req).await
 }
 
@@ -163,9 +168,11 @@ fn proc_mem_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
         })
         .map_or(0, |kb| kb * 1024)
 }
@@ -227,6 +234,7 @@ async fn varz(State(s): State<Shared>) -> Response {
         "out_bytes": out_bytes,
         "slow_consumers": slow,
         "stale_connections": s.stats.stale_connections.load(Ordering::Relaxed),
+        "stalled_clients": s.stats.stalled_clients.load(Ordering::Relaxed),
         "subscriptions": s.sublist.count(),
         "http_req_stats": http_stats,
         "config_load_time": rfc3339(s.start),
@@ -254,7 +262,9 @@ fn connz_inner(s: &ServerShared, q: &HashMap<String, String>) -> Result<Value, R
     let limit = parse_int(q, "limit", 1024)?;
     let cid_filter = match q.get("cid") {
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
-            bad_request(format!("Error decoding integer for 'cid': strconv.Atoi: parsing \"{v}\": invalid syntax"))
+            bad_request(format!(
+                "Error decoding integer for 'cid': strconv.Atoi: parsing \"{v}\": invalid syntax"
+            ))
         })?),
         None => None,
     };
@@ -287,7 +297,11 @@ fn connz_inner(s: &ServerShared, q: &HashMap<String, String>) -> Result<Value, R
                 "out_bytes": out_bytes,
                 "subscriptions": sub_list.len(),
             });
-            for (k, v) in [("name", &meta.name), ("lang", &meta.lang), ("version", &meta.version)] {
+            for (k, v) in [
+                ("name", &meta.name),
+                ("lang", &meta.lang),
+                ("version", &meta.version),
+            ] {
                 if !v.is_empty() {
                     e[k] = json!(v);
                 }
@@ -346,7 +360,11 @@ fn connz_inner(s: &ServerShared, q: &HashMap<String, String>) -> Result<Value, R
                 "in_bytes": c.in_bytes, "out_bytes": c.out_bytes,
                 "subscriptions": c.subscriptions,
             });
-            for (k, v) in [("name", &c.name), ("lang", &c.lang), ("version", &c.version)] {
+            for (k, v) in [
+                ("name", &c.name),
+                ("lang", &c.lang),
+                ("version", &c.version),
+            ] {
                 if !v.is_empty() {
                     e[k] = json!(v);
                 }
@@ -356,7 +374,12 @@ fn connz_inner(s: &ServerShared, q: &HashMap<String, String>) -> Result<Value, R
     }
     sort_conns(&mut conns, q.get("sort").map_or("cid", String::as_str))?;
     let total = conns.len();
-    let page: Vec<Value> = conns.into_iter().skip(offset).take(limit).map(|(_, v)| v).collect();
+    let page: Vec<Value> = conns
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(_, v)| v)
+        .collect();
     Ok(json!({
         "server_id": s.server_id,
         "now": rfc3339(now),
@@ -461,8 +484,11 @@ mod tests {
     fn time_formats() {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let t = SystemTime::UNIX_EPOCH + Duration::new(1_795_000_000, 500);
-        assert_eq!(rfc3339(t), "2026-11-18T09:46:40.0000005Z");
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40.0000005Z");
         assert_eq!(uptime(Duration::from_secs(89)), "1m29s");
-        assert_eq!(uptime(Duration::from_secs(2 * 86400 + 3 * 3600 + 5)), "2d3h0m5s");
+        assert_eq!(
+            uptime(Duration::from_secs(2 * 86400 + 3 * 3600 + 5)),
+            "2d3h0m5s"
+        );
     }
 }

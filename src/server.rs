@@ -32,6 +32,7 @@ pub struct Stats {
     pub total_connections: AtomicU64,
     pub slow_consumers: AtomicU64,
     pub stale_connections: AtomicU64,
+    pub stalled_clients: AtomicU64,
     /// Message counters of connections that already closed.
     pub closed_in_msgs: AtomicU64,
     pub closed_in_bytes: AtomicU64,
@@ -249,10 +250,17 @@ impl Server {
     pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
         let kp = nkeys::KeyPair::new_server();
         let server_id = kp.public_key();
-        let server_name = config.server_name.clone().unwrap_or_else(|| server_id.clone());
+        let server_name = config
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone());
 
         tracing::info!("Starting nats-server");
-        tracing::info!("  Version:  {} (tern {})", NATS_COMPAT_VERSION, env!("CARGO_PKG_VERSION"));
+        tracing::info!(
+            "  Version:  {} (tern {})",
+            NATS_COMPAT_VERSION,
+            env!("CARGO_PKG_VERSION")
+        );
         tracing::info!("  Name:     {}", server_name);
         tracing::info!("  ID:       {}", server_id);
         if let Some(f) = &config.config_file {
@@ -262,7 +270,11 @@ impl Server {
             tracing::warn!("JetStream is not supported by tern yet; continuing without it");
         }
 
-        let port = if config.port < 0 { 0 } else { config.port as u16 };
+        let port = if config.port < 0 {
+            0
+        } else {
+            config.port as u16
+        };
         let addr = format!("{}:{}", config.host, port);
         let listener = bind(&config.host, port).await?;
         let client_addr = listener.local_addr()?;
@@ -308,7 +320,10 @@ impl Server {
             let mport = if mport < 0 { 0 } else { mport as u16 };
             let ml = bind(&host, mport).await?;
             let maddr = ml.local_addr()?;
-            tracing::info!("Starting http monitor on {}", fmt_host_port(&host, maddr.port()));
+            tracing::info!(
+                "Starting http monitor on {}",
+                fmt_host_port(&host, maddr.port())
+            );
             monitor_addr = Some(maddr);
             tasks.push(tokio::spawn(crate::monitor::serve(shared.clone(), ml)));
         }

@@ -10,7 +10,10 @@ pub fn is_valid_subject(s: &[u8]) -> bool {
     }
     let n = tokens(s).count();
     for (i, t) in tokens(s).enumerate() {
-        if t.is_empty() || t.iter().any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c)) {
+        if t.is_empty()
+            || t.iter()
+                .any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c))
+        {
             return false;
         }
         if t == b">" && i != n - 1 {

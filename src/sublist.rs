@@ -43,17 +43,32 @@ impl<T: Clone + PartialEq + Send + Sync> Default for Sublist<T> {
 
 impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
     pub fn new() -> Self {
-        Sublist { subs: RwLock::new(Vec::new()), generation: AtomicU64::new(0) }
+        Sublist {
+            subs: RwLock::new(Vec::new()),
+            generation: AtomicU64::new(0),
+        }
     }
-    pub fn insert(&self, subject: &[u8], queue: Option<&[u8]>, item: T) -> Result<(), SublistError> {
+    pub fn insert(
+        &self,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        item: T,
+    ) -> Result<(), SublistError> {
         if !crate::subject::is_valid_subject(subject) {
             return Err(SublistError::InvalidSubject);
         }
-        self.subs.write().push((subject.to_vec(), queue.map(<[u8]>::to_vec), item));
+        self.subs
+            .write()
+            .push((subject.to_vec(), queue.map(<[u8]>::to_vec), item));
         self.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
-    pub fn remove(&self, subject: &[u8], queue: Option<&[u8]>, item: &T) -> Result<(), SublistError> {
+    pub fn remove(
+        &self,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        item: &T,
+    ) -> Result<(), SublistError> {
         let mut s = self.subs.write();
         let pos = s
             .iter()
@@ -65,7 +80,10 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
     }
     pub fn match_subject(&self, subject: &[u8]) -> Arc<SublistResult<T>> {
         let s = self.subs.read();
-        let mut r = SublistResult { psubs: Vec::new(), qsubs: Vec::new() };
+        let mut r = SublistResult {
+            psubs: Vec::new(),
+            qsubs: Vec::new(),
+        };
         let mut names: Vec<Vec<u8>> = Vec::new();
         for (p, q, t) in s.iter() {
             if crate::subject::matches(p, subject) {
@@ -90,7 +108,10 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
         self.subs.read().len()
     }
     pub fn stats(&self) -> SublistStats {
-        SublistStats { num_subscriptions: self.count() as u64, ..Default::default() }
+        SublistStats {
+            num_subscriptions: self.count() as u64,
+            ..Default::default()
+        }
     }
     pub fn all(&self) -> Vec<Entry<T>> {
         self.subs.read().clone()

@@ -100,6 +100,10 @@ impl Outbound {
         self.state.lock().buf.len()
     }
 
+    pub fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
     /// (out_msgs, out_bytes) delivered to this connection.
     pub fn counters(&self) -> (u64, u64) {
         let s = self.state.lock();

@@ -100,7 +100,14 @@ mod tests {
         write_msg(&mut out, b"foo", b"1", Some(b"bar"), None, b"hi");
         assert_eq!(out, b"MSG foo 1 bar 2\r\nhi\r\n");
         out.clear();
-        write_msg(&mut out, b"foo", b"1", Some(b"r"), Some(12), b"NATS/1.0\r\n\r\nhi");
+        write_msg(
+            &mut out,
+            b"foo",
+            b"1",
+            Some(b"r"),
+            Some(12),
+            b"NATS/1.0\r\n\r\nhi",
+        );
         assert_eq!(out, b"HMSG foo 1 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
     }
 

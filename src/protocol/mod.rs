@@ -31,7 +31,10 @@ pub enum Op<'a> {
         sid: &'a [u8],
     },
     /// `UNSUB <sid> [max_msgs]`
-    Unsub { sid: &'a [u8], max: Option<u64> },
+    Unsub {
+        sid: &'a [u8],
+        max: Option<u64>,
+    },
     Ping,
     Pong,
     /// `INFO` from a client: accepted and ignored, as nats-server does.

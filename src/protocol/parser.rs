@@ -269,7 +269,10 @@ impl Parser {
 
 fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !is_space(*b)).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !is_space(*b)).map_or(start, |e| e + 1);
+    let end = s
+        .iter()
+        .rposition(|b| !is_space(*b))
+        .map_or(start, |e| e + 1);
     &s[start..end.max(start)]
 }
 
@@ -338,7 +341,10 @@ mod tests {
         assert_eq!(parse_all(b"PUB\r\n"), Err(ParseError::UnknownOp));
         assert_eq!(parse_all(b"SUB a b c d\r\n"), Err(ParseError::BadArgs));
         assert_eq!(parse_all(b"PUB a b c 1\r\n"), Err(ParseError::BadArgs));
-        assert_eq!(parse_all(b"PUB foo 5\r\nhelloXX"), Err(ParseError::UnknownOp));
+        assert_eq!(
+            parse_all(b"PUB foo 5\r\nhelloXX"),
+            Err(ParseError::UnknownOp)
+        );
         assert_eq!(parse_all(b"PUB foo x\r\n"), Err(ParseError::BadArgs));
         assert_eq!(
             parse_all(b"PUB foo 1048577\r\n"),
@@ -349,7 +355,10 @@ mod tests {
         assert_eq!(parse_all(long.as_bytes()), Err(ParseError::MaxControlLine));
         // Rejected before the line ends.
         let partial = format!("SUB {}", "a".repeat(5000));
-        assert_eq!(parse_all(partial.as_bytes()), Err(ParseError::MaxControlLine));
+        assert_eq!(
+            parse_all(partial.as_bytes()),
+            Err(ParseError::MaxControlLine)
+        );
     }
 
     #[test]
