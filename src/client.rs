@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 use crate::conn::outbound::Outbound;
 use crate::dispatch::{self, MatchCache, Msg, Pcd, Publisher, Rng};
+use crate::config::Config;
 use crate::error::CloseReason;
 use crate::protocol::encode;
 use crate::protocol::info::ConnectInfo;
@@ -128,7 +129,7 @@ impl Client {
                 "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
                 self.addr,
                 self.cid,
-                server.config.max_pending
+                server.config().max_pending
             );
             self.out.close(false);
             self.kill.notify_one();
@@ -183,13 +184,18 @@ struct Conn {
     in_msgs: u64,
     in_bytes: u64,
     trace: bool,
+    /// Configuration snapshot, refreshed after a reload.
+    cfg: Arc<Config>,
+    cfg_gen: u64,
 }
 
 /// Serves one accepted client connection until it closes.
 pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let cid = server.next_cid.fetch_add(1, Ordering::Relaxed);
-    let client = Arc::new(Client::new(cid, addr, server.config.max_pending as usize));
+    let cfg_gen = server.config_generation();
+    let cfg = server.config();
+    let client = Arc::new(Client::new(cid, addr, cfg.max_pending as usize));
     server
         .stats
         .total_connections
@@ -200,12 +206,12 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
     let (mut rd, wr) = stream.into_split();
     let writer = {
         let client = client.clone();
-        let deadline = server.config.write_deadline;
+        let deadline = cfg.write_deadline;
         tokio::spawn(async move { client.out.write_loop(wr, deadline).await })
     };
     client.out.kick();
 
-    let max_conn = server.config.max_connections;
+    let max_conn = cfg.max_connections;
     let over_limit = max_conn < 0 || server.clients.len() >= max_conn as usize;
     let close = if over_limit {
         Close::new(
@@ -217,8 +223,10 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
     } else {
         server.clients.insert(cid, client.clone());
         let mut conn = Conn {
-            auth_required: server.config.authorization.required(),
-            trace: server.config.logging.trace,
+            auth_required: cfg.authorization.required(),
+            trace: cfg.logging.trace,
+            cfg: cfg.clone(),
+            cfg_gen,
             server: server.clone(),
             client: client.clone(),
             opts: ConnectInfo::default(),
@@ -309,22 +317,33 @@ async fn stall(server: &ServerShared, target: &Client) {
 }
 
 impl Conn {
+    fn limits(&self) -> ParserLimits {
+        ParserLimits {
+            max_control_line: self.cfg.max_control_line.max(0) as usize,
+            max_payload: Some(self.cfg.max_payload.max(0) as usize),
+        }
+    }
+
+    /// Picks up a reloaded configuration (limits, logging, auth) between read batches.
+    fn refresh_config(&mut self) {
+        self.cfg_gen = self.server.config_generation();
+        self.cfg = self.server.config();
+        self.trace = self.cfg.logging.trace;
+    }
+
     async fn read_loop(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf) -> Close {
         let server = self.server.clone();
         let mut shutdown = server.shutdown_rx();
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let mut parser = Parser::new();
-        let limits = ParserLimits {
-            max_control_line: server.config.max_control_line.max(0) as usize,
-            max_payload: Some(server.config.max_payload.max(0) as usize),
-        };
+        let mut limits = self.limits();
         let auth_deadline = tokio::time::sleep(if self.auth_required {
-            server.config.auth_timeout()
+            self.cfg.auth_timeout()
         } else {
             Duration::from_secs(86400 * 365)
         });
         tokio::pin!(auth_deadline);
-        let ping = tokio::time::sleep(server.config.ping_interval);
+        let ping = tokio::time::sleep(self.cfg.ping_interval);
         tokio::pin!(ping);
 
         loop {
@@ -344,6 +363,10 @@ impl Conn {
                         Ok(0) => return Close::new(CloseReason::ClientClosed, None),
                         Err(_) => return Close::new(CloseReason::ReadError, None),
                         Ok(_) => {}
+                    }
+                    if server.config_generation() != self.cfg_gen {
+                        self.refresh_config();
+                        limits = self.limits();
                     }
                     let was_connected = self.connected;
                     let res = self.process_buffer(&mut parser, &mut buf, &limits);
@@ -370,7 +393,7 @@ impl Conn {
                     if let Err(close) = self.ping_timer() {
                         return close;
                     }
-                    ping.as_mut().reset(tokio::time::Instant::now() + server.config.ping_interval);
+                    ping.as_mut().reset(tokio::time::Instant::now() + self.cfg.ping_interval);
                 }
             }
         }
@@ -520,7 +543,7 @@ impl Conn {
                 Some("no responders requires headers support"),
             ));
         }
-        if self.auth_required && !crate::auth::check(&self.server.config.authorization, &opts) {
+        if self.auth_required && !crate::auth::check(&self.cfg.authorization, &opts) {
             tracing::error!(
                 "{} - cid:{} - authentication error - User {:?}",
                 self.client.addr,
@@ -539,7 +562,7 @@ impl Conn {
             m.version = opts.version.clone().unwrap_or_default();
             m.user = opts.user.clone().unwrap_or_default();
         }
-        let headers = opts.headers && !self.server.config.no_header_support;
+        let headers = opts.headers && !self.cfg.no_header_support;
         self.client.headers.store(headers, Ordering::Relaxed);
         self.opts = opts;
         self.opts.headers = headers;
@@ -572,7 +595,7 @@ impl Conn {
             self.pcd.add(&self.client);
             return;
         }
-        let max_subs = self.server.config.max_subscriptions;
+        let max_subs = self.cfg.max_subscriptions;
         let sub = {
             let mut subs = self.client.subs.lock();
             if subs.contains_key(sid) {
@@ -680,7 +703,7 @@ impl Conn {
 
     /// Server ping timer: stale check, then PING unless the client was active.
     fn ping_timer(&mut self) -> Result<(), Close> {
-        if self.pings_out + 1 > self.server.config.ping_max {
+        if self.pings_out + 1 > self.cfg.ping_max {
             self.server
                 .stats
                 .stale_connections

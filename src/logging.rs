@@ -7,14 +7,18 @@
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Registry};
 
 /// The event format.
 pub struct NatsFormat {
@@ -109,22 +113,42 @@ pub fn init(
         ),
         None => Box::new(std::io::stderr()),
     };
-    let level = if trace {
-        Level::TRACE
-    } else if debug {
-        Level::DEBUG
-    } else {
-        Level::INFO
-    };
-    let _ = tracing_subscriber::fmt()
+    let (filter, handle) = reload::Layer::new(level_filter(debug, trace));
+    let fmt_layer = tracing_subscriber::fmt::layer()
         .event_format(NatsFormat {
             pid: std::process::id(),
             logtime,
         })
-        .with_writer(LogSink(Arc::new(Mutex::new(sink))))
-        .with_max_level(level)
-        .try_init();
+        .with_writer(LogSink(Arc::new(Mutex::new(sink))));
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .try_init()
+        .is_ok()
+    {
+        let _ = LEVEL.set(handle);
+    }
     Ok(())
+}
+
+fn level_filter(debug: bool, trace: bool) -> LevelFilter {
+    if trace {
+        LevelFilter::TRACE
+    } else if debug {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    }
+}
+
+/// Handle to change the level on reload (-D / -V / debug / trace keys).
+static LEVEL: OnceLock<reload::Handle<LevelFilter, Registry>> = OnceLock::new();
+
+/// Applies new debug/trace settings to the running logger.
+pub fn set_level(debug: bool, trace: bool) {
+    if let Some(h) = LEVEL.get() {
+        let _ = h.modify(|f| *f = level_filter(debug, trace));
+    }
 }
 
 /// Logs a fatal line (`[FTL] ...`).

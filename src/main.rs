@@ -1,70 +1,87 @@
-//! The `tern` binary: nats-server's command line, then `tern::Server`.
+//! The `tern` binary: nats-server's command line and conf files, then `tern::run`.
+//! Errors at startup exit non-zero with one clear line per problem.
 
 use std::process::ExitCode;
 
+use tern::cli::{self, CliError, Command};
+
 fn main() -> ExitCode {
-    let mut config = tern::Config::default();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].trim_start_matches('-');
-        let val = args.get(i + 1).cloned().unwrap_or_default();
-        match a {
-            "a" | "addr" => {
-                config.host = val;
-                i += 1;
+    let cmd = match cli::parse_args(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tern: {e}");
+            if matches!(e, CliError::UnknownFlag(_)) {
+                eprintln!("{}", cli::usage());
             }
-            "p" | "port" => {
-                config.port = val.parse().unwrap_or(4222);
-                i += 1;
-            }
-            "m" | "http_port" => {
-                config.http_port = val.parse().ok();
-                i += 1;
-            }
-            "user" => {
-                config.authorization.user = Some(val);
-                i += 1;
-            }
-            "pass" => {
-                config.authorization.password = Some(val);
-                i += 1;
-            }
-            "auth" => {
-                config.authorization.token = Some(val);
-                i += 1;
-            }
-            "D" => config.logging.debug = true,
-            "V" | "DV" => config.logging.trace = true,
-            _ => {}
+            return ExitCode::from(1);
         }
-        i += 1;
+    };
+    match cmd {
+        Command::Help => {
+            println!("{}", cli::usage());
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("{}", cli::version_string());
+            ExitCode::SUCCESS
+        }
+        Command::ConfigCheck(_) | Command::ConfigPrint { .. } | Command::TestConfig(_) => {
+            exit(tern::conf::run_config_subcommand(&cmd))
+        }
+        Command::Signal { command, pid } => match tern::run::send_signal(&command, pid.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tern: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run(args) => run(args),
     }
-    let _ = tern::logging::init(config.logging.debug, config.logging.trace, true, None);
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn run(args: cli::RunArgs) -> ExitCode {
+    let loaded = match tern::conf::load(args.config_file.as_deref(), &args.overrides) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("tern: {e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let mut config = loaded.config;
+    config.config_file = args.config_file.clone();
+    let l = &config.logging;
+    if let Err(e) = tern::logging::init(l.debug, l.trace, l.logtime, l.log_file.as_deref()) {
+        eprintln!("tern: could not open log file: {e}");
+        return ExitCode::from(1);
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let reload: tern::run::Reloader = Box::new(move || {
+        tern::conf::load(args.config_file.as_deref(), &args.overrides)
+            .map(|l| l.config)
+            .map_err(|errs| {
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+    });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
+            tern::logging::fatal(&format!("could not start the runtime: {e}"));
+            return ExitCode::from(1);
         }
     };
-    rt.block_on(async move {
-        match tern::Server::start(config).await {
-            Ok(h) => {
-                tokio::select! {
-                    _ = h.wait() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-                h.shutdown().await;
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                tern::logging::fatal(&e.to_string());
-                ExitCode::FAILURE
-            }
-        }
-    })
+    exit(rt.block_on(tern::run::run(config, reload)))
 }

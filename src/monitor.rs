@@ -178,7 +178,7 @@ fn proc_mem_bytes() -> u64 {
 }
 
 async fn varz(State(s): State<Shared>) -> Response {
-    let c = &s.config;
+    let c = s.config();
     let (in_msgs, in_bytes, out_msgs, out_bytes) = s.message_totals();
     let info = s.info();
     let now = SystemTime::now();

@@ -82,7 +82,10 @@ impl ClosedConn {
 
 /// State shared by every task of one server.
 pub struct ServerShared {
-    pub config: Config,
+    /// Replaced whole on reload; readers take an `Arc` and refresh when
+    /// `config_generation` moves (once per read batch, not per message).
+    config: RwLock<Arc<Config>>,
+    config_generation: AtomicU64,
     pub server_id: String,
     pub server_name: String,
     pub start: SystemTime,
@@ -99,6 +102,21 @@ pub struct ServerShared {
 }
 
 impl ServerShared {
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().clone()
+    }
+
+    pub fn config_generation(&self) -> u64 {
+        self.config_generation.load(Ordering::Acquire)
+    }
+
+    /// Installs a reloaded configuration (the caller has validated it and kept the
+    /// settings that cannot change at run time).
+    pub fn set_config(&self, c: Config) {
+        *self.config.write() = Arc::new(c);
+        self.config_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn shutdown_rx(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
@@ -181,8 +199,9 @@ impl ServerShared {
             c.out.push(&i.to_line());
             c.out.kick();
         }
-        let grace = self.config.lame_duck_grace_period;
-        let duration = self.config.lame_duck_duration.saturating_sub(grace);
+        let cfg = self.config();
+        let grace = cfg.lame_duck_grace_period;
+        let duration = cfg.lame_duck_duration.saturating_sub(grace);
         tracing::info!("Closing existing clients after {:?} grace period", grace);
         tokio::time::sleep(grace).await;
         let n = clients.len().max(1) as u32;
@@ -306,17 +325,15 @@ impl Server {
             lame_duck: AtomicBool::new(false),
             shutdown,
             http_requests: DashMap::new(),
-            config,
+            config: RwLock::new(Arc::new(config)),
+            config_generation: AtomicU64::new(0),
         });
 
         let mut tasks = Vec::new();
         let mut monitor_addr = None;
-        if let Some(mport) = shared.config.http_port {
-            let host = shared
-                .config
-                .http_host
-                .clone()
-                .unwrap_or_else(|| shared.config.host.clone());
+        if let Some(mport) = shared.config().http_port {
+            let cfg = shared.config();
+            let host = cfg.http_host.clone().unwrap_or_else(|| cfg.host.clone());
             let mport = if mport < 0 { 0 } else { mport as u16 };
             let ml = bind(&host, mport).await?;
             let maddr = ml.local_addr()?;
@@ -330,7 +347,7 @@ impl Server {
 
         tracing::info!(
             "Listening for client connections on {}",
-            fmt_host_port(&shared.config.host, client_addr.port())
+            fmt_host_port(&shared.config().host, client_addr.port())
         );
         let _ = addr;
         tasks.push(tokio::spawn(accept_loop(shared.clone(), listener)));

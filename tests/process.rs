@@ -1,0 +1,206 @@
+//! The `tern` binary as client test harnesses drive it: log lines, pid and ports
+//! files, fatal exit on a taken port, signals, lame duck, same-port restart, IPv6.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tern() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tern"))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tern-proc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Reads stderr lines until one contains `needle`; returns all lines read.
+fn wait_for_line(child: &mut Child, needle: &str) -> Vec<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            let done = l.contains(needle);
+            lines.push(l);
+            if done {
+                return lines;
+            }
+        }
+    }
+    panic!("no line with {needle:?} in {lines:?}");
+}
+
+fn listen_port(lines: &[String]) -> u16 {
+    let l = lines
+        .iter()
+        .find(|l| l.contains("Listening for client connections on"))
+        .expect("listen line");
+    l.rsplit(':').next().unwrap().trim().parse().unwrap()
+}
+
+fn read_info(port: u16, host: &str) -> String {
+    let mut s = TcpStream::connect((host, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut line = String::new();
+    BufReader::new(&mut s).read_line(&mut line).unwrap();
+    line
+}
+
+fn term(child: &mut Child) -> std::process::ExitStatus {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap()
+}
+
+#[test]
+fn startup_lines_pid_ports_and_log_files() {
+    let dir = tmpdir("files");
+    let log = dir.join("tern.log");
+    let pid = dir.join("tern.pid");
+    let mut child = tern()
+        .args(["-a", "127.0.0.1", "-p", "-1", "-m", "-1"])
+        .arg("-l")
+        .arg(&log)
+        .arg("-P")
+        .arg(&pid)
+        .arg("--ports_file_dir")
+        .arg(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // With -l, lines go to the file; poll it like the nats.rs harness does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains("Server is ready") {
+        std::thread::sleep(Duration::from_millis(20));
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    assert!(text.contains("[INF] Listening for client connections on 127.0.0.1:"), "{text}");
+    let listen = text.find("Listening for client").unwrap();
+    assert!(text.find("Server is ready").unwrap() > listen);
+    let lines: Vec<String> = text.lines().map(String::from).collect();
+    let port = listen_port(&lines);
+    assert!(read_info(port, "127.0.0.1").starts_with("INFO {"));
+
+    let pid_text = std::fs::read_to_string(&pid).unwrap();
+    assert_eq!(pid_text, child.id().to_string(), "digits only, no newline");
+    let ports = dir.join(format!("tern_{}.ports", child.id()));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ports).unwrap()).unwrap();
+    assert_eq!(v["nats"][0], format!("nats://127.0.0.1:{port}"));
+    assert!(v["monitoring"][0].as_str().unwrap().starts_with("http://127.0.0.1:"));
+
+    assert!(term(&mut child).success());
+    assert!(!ports.exists(), "ports file removed at exit");
+}
+
+#[test]
+fn taken_port_is_fatal_with_nonzero_exit() {
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let out = tern()
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[FTL] Error listening on port: 127.0.0.1:"), "{err}");
+}
+
+#[test]
+fn lame_duck_sends_ldm_and_stops_accepting() {
+    let dir = tmpdir("ldm");
+    let conf = dir.join("ldm.conf");
+    std::fs::write(
+        &conf,
+        "lame_duck_grace_period: \"200ms\"\nlame_duck_duration: \"30s\"\n",
+    )
+    .unwrap();
+    let mut child = tern()
+        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+        .arg(&conf)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = wait_for_line(&mut child, "Server is ready");
+    let port = listen_port(&lines);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n")
+        .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap(); // INFO
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "PONG\r\n");
+
+    let st = tern()
+        .arg(format!("--signal=ldm={}", child.id()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Skip the connect_info INFO; the next INFO carries ldm.
+    let mut saw_ldm = false;
+    for _ in 0..5 {
+        line.clear();
+        if r.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if line.starts_with("INFO ") && line.contains("\"ldm\":true") {
+            saw_ldm = true;
+            break;
+        }
+    }
+    assert!(saw_ldm, "INFO with ldm:true");
+    // New connections are refused or closed without INFO.
+    if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    }
+    // After the grace period our client is closed and the server exits by itself.
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn restart_on_same_port_and_ipv6() {
+    let probe = TcpListener::bind("[::1]:0");
+    let host = if probe.is_ok() { "::1" } else { "127.0.0.1" };
+    let port = {
+        let l = TcpListener::bind((host, 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for _ in 0..2 {
+        let mut child = tern()
+            .args(["-a", host, "-p", &port.to_string()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = wait_for_line(&mut child, "Server is ready");
+        assert_eq!(listen_port(&lines), port);
+        // Connect so the port has a TIME_WAIT socket when we restart.
+        assert!(read_info(port, host).starts_with("INFO "));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
