@@ -18,7 +18,9 @@
 //! # Determinism
 //! * Reads are driven by terminators, not by time: [`Diff::sync`] sends `PING\r\n` and reads
 //!   until every PING sent so far on that connection has been answered with `PONG\r\n`
-//!   (or EOF); [`Diff::wait_close`] reads until EOF. Only
+//!   (or EOF); for a client whose CONNECT had `protocol >= 1` it also waits (up to 500 ms)
+//!   for the async INFO that follows the first PONG, so that INFO is always recorded in the
+//!   same step; [`Diff::wait_close`] reads until EOF. Only
 //!   [`Diff::recv`] ("read until quiet for 200 ms") and [`Diff::quiet`] (protocol time is the
 //!   subject, e.g. the auth timeout) use time.
 //! * Server-initiated `PING\r\n` frames (the RTT probe ~2 s after CONNECT, ping_interval) are
@@ -68,6 +70,8 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Quiet window for [`Diff::recv`].
 const QUIET: Duration = Duration::from_millis(200);
+/// How long a sync waits for the async INFO a protocol-1 client gets after its first PONG.
+const ASYNC_INFO_GRACE: Duration = Duration::from_millis(500);
 /// Gap between chunks of a split write, so the server sees separate reads.
 const CHUNK_GAP: Duration = Duration::from_millis(2);
 /// How long to wait for the server's "Listening for client connections" line.
@@ -563,6 +567,8 @@ struct Conn {
     sent: Vec<u8>,
     /// PONG frames received so far.
     pongs: usize,
+    /// An INFO frame arrived after the first PONG (the async INFO of protocol-1 clients).
+    info_after_pong: bool,
 }
 
 impl Conn {
@@ -573,8 +579,26 @@ impl Conn {
             buf: Vec::new(),
             sent: Vec::new(),
             pongs: 0,
+            info_after_pong: false,
         }
     }
+}
+
+/// The `protocol` of the last CONNECT in a client byte stream (0 if none).
+fn sent_protocol(sent: &[u8]) -> i64 {
+    let mut proto = 0;
+    for line in sent.split(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        let t = text.trim_start();
+        if t.len() >= 7 && t[..7].eq_ignore_ascii_case("CONNECT") {
+            if let Some(start) = t.find('{') {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(t[start..].trim_end()) {
+                    proto = v.get("protocol").and_then(|p| p.as_i64()).unwrap_or(0);
+                }
+            }
+        }
+    }
+    proto
 }
 
 /// Counts the PING ops in a client byte stream (control lines, skipping PUB/HPUB payloads),
@@ -648,7 +672,13 @@ impl Runner {
             Err(_) => ReadOutcome::Eof,
         };
         let frames = take_frames(&mut conn.buf);
-        conn.pongs += frames.iter().filter(|f| f.op == "PONG").count();
+        for f in &frames {
+            match f.op.as_str() {
+                "PONG" => conn.pongs += 1,
+                "INFO" if conn.pongs > 0 => conn.info_after_pong = true,
+                _ => {}
+            }
+        }
         let mut leftover = None;
         if matches!(outcome, ReadOutcome::Eof) {
             conn.eof = true;
@@ -731,10 +761,22 @@ impl Runner {
                 self.entries.push(Entry::Sent(c, b"PING\r\n".to_vec()));
                 self.write(c, b"PING\r\n");
                 let want = count_client_pings(&self.conn(c).sent);
+                let async_info = sent_protocol(&self.conn(c).sent) >= 1;
                 let deadline = Instant::now() + STEP_TIMEOUT;
                 loop {
                     let (_, out) = self.read_once(c, deadline);
-                    if self.conn(c).pongs >= want {
+                    let conn = self.conn(c);
+                    if conn.pongs >= want {
+                        // A protocol>=1 client gets an async INFO right after its first
+                        // PONG; wait a moment for it so it never lands in a later step.
+                        if async_info && !conn.info_after_pong {
+                            let grace = Instant::now() + ASYNC_INFO_GRACE;
+                            while !self.conn(c).info_after_pong {
+                                if !matches!(self.read_once(c, grace).1, ReadOutcome::Data) {
+                                    break;
+                                }
+                            }
+                        }
                         break;
                     }
                     match out {
@@ -1146,12 +1188,12 @@ pub fn line_diff(a: &str, b: &str) -> String {
             let _ = writeln!(out, "  {}", a[i]);
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            let _ = writeln!(out, "+ {}", b[j]);
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
             let _ = writeln!(out, "- {}", a[i]);
             i += 1;
+        } else {
+            let _ = writeln!(out, "+ {}", b[j]);
+            j += 1;
         }
     }
     out
@@ -1180,6 +1222,13 @@ mod tests {
     }
 
     #[test]
+    fn connect_protocol_detection() {
+        assert_eq!(sent_protocol(b"PING\r\n"), 0);
+        assert_eq!(sent_protocol(b"connect {\"protocol\":1}\r\nPING\r\n"), 1);
+        assert_eq!(sent_protocol(b"CONNECT{\"verbose\":false}\n"), 0);
+    }
+
+    #[test]
     fn info_masking() {
         let line = br#"INFO {"server_id":"NABC","server_name":"x","version":"2.15.1","proto":1,"go":"go1","host":"127.0.0.1","port":4222,"headers":true,"max_payload":1048576,"client_id":5,"client_ip":"127.0.0.1","xkey":"X","api_lvl":5} "#;
         let mut l = line.to_vec();
@@ -1196,6 +1245,6 @@ mod tests {
     #[test]
     fn diff_marks_changes() {
         let d = line_diff("a\nb\nc\n", "a\nx\nc\n");
-        assert_eq!(d, "  a\n+ x\n- b\n  c\n");
+        assert_eq!(d, "  a\n- b\n+ x\n  c\n");
     }
 }

@@ -385,7 +385,7 @@ fn auth_user_pass_good() {
     Diff::new("auth_user_pass_good")
         .args(USER_PASS)
         .send("CONNECT {\"verbose\":true,\"user\":\"alice\",\"pass\":\"s3cret\"}\r\n")
-        .recv()
+        .sync()
         .send("SUB foo 1\r\nPUB foo 1\r\nx\r\n")
         .sync()
         .expect("\"auth_required\":true")

@@ -22,10 +22,10 @@ fn info_on_connect() {
 fn ping_pong_before_connect() {
     Diff::new("ping_pong_before_connect")
         .send("PING\r\n")
-        .recv()
+        .sync()
         .send("PING\r\nPING\r\n")
         .sync()
-        .expect_count("PONG\r\n", 4)
+        .expect_count("PONG\r\n", 5)
         .expect_open(0)
         .run();
 }
@@ -55,7 +55,7 @@ fn async_info_after_first_ping_protocol_1() {
 fn connect_empty_defaults_verbose() {
     Diff::new("connect_empty_defaults_verbose")
         .send("CONNECT {}\r\n")
-        .recv()
+        .sync()
         .send("SUB foo 1\r\n")
         .sync()
         .expect_count("+OK\r\n", 2)
@@ -85,7 +85,7 @@ fn connect_without_space_before_json() {
 fn ops_before_connect_use_defaults() {
     Diff::new("ops_before_connect_use_defaults")
         .send("SUB foo 1\r\n")
-        .recv()
+        .sync()
         .send("PUB foo 5\r\nhello\r\n")
         .sync()
         .send("CONNECT {\"verbose\":false}\r\npub foo bar 2\r\nhi\r\n")
@@ -100,13 +100,13 @@ fn ops_before_connect_use_defaults() {
 fn verbose_ok_on_each_op() {
     Diff::new("verbose_ok_on_each_op")
         .send("CONNECT {\"verbose\":true,\"pedantic\":false}\r\n")
-        .recv()
+        .sync()
         .send("SUB foo 1\r\n")
-        .recv()
+        .sync()
         .send("PUB foo 2\r\nhi\r\n")
-        .recv()
+        .sync()
         .send("UNSUB 1\r\n")
-        .recv()
+        .sync()
         .send("UNSUB 99\r\n")
         .sync()
         .expect_count("+OK\r\n", 5)
@@ -121,7 +121,7 @@ fn second_connect_is_processed_again() {
         .send("SUB foo 1\r\n")
         .sync()
         .send("CONNECT {\"verbose\":true}\r\n")
-        .recv()
+        .sync()
         .send("SUB bar 2\r\n")
         .sync()
         .expect_count("+OK\r\n", 2)
@@ -329,9 +329,9 @@ fn unsub_max_already_reached_removes_now() {
 fn duplicate_sid_ignored() {
     Diff::new("duplicate_sid_ignored")
         .send("SUB foo 1\r\n")
-        .recv()
+        .sync()
         .send("SUB bar 1\r\n")
-        .recv()
+        .sync()
         .send("CONNECT {\"verbose\":false}\r\nPUB foo 1\r\nf\r\nPUB bar 1\r\nb\r\n")
         .sync()
         .expect_count("+OK\r\n", 2)
@@ -344,7 +344,7 @@ fn duplicate_sid_ignored() {
 fn unsub_unknown_sid_ok() {
     Diff::new("unsub_unknown_sid_ok")
         .send("UNSUB 42\r\n")
-        .recv()
+        .sync()
         .send("UNSUB 43 5\r\n")
         .sync()
         .expect_count("+OK\r\n", 2)
@@ -437,7 +437,7 @@ fn invalid_subjects_keep_connection() {
 fn invalid_subject_verbose_no_ok() {
     Diff::new("invalid_subject_verbose_no_ok")
         .send("CONNECT {}\r\n")
-        .recv()
+        .sync()
         .send("SUB foo..bar 1\r\n")
         .sync()
         .expect_count("+OK\r\n", 1)
@@ -463,7 +463,7 @@ fn pedantic_publish_to_wildcard() {
 fn pedantic_verbose_publish_to_wildcard() {
     Diff::new("pedantic_verbose_publish_to_wildcard")
         .send("SUB foo.* 1\r\n")
-        .recv()
+        .sync()
         .send("PUB foo.* 2\r\nhi\r\n")
         .sync()
         .expect("-ERR 'Invalid Publish Subject'\r\n")
@@ -688,5 +688,38 @@ fn malformed_connect_json_closes_silently() {
         .wait_close()
         .expect_not("-ERR")
         .expect_closed(0)
+        .run();
+}
+
+#[test]
+fn connect_legacy_account_field_rejected() {
+    Diff::new("connect_legacy_account_field_rejected")
+        .send("CONNECT {\"verbose\":false,\"account\":\"x\"}\r\n")
+        .wait_close()
+        .expect("-ERR 'Authorization Violation'\r\n")
+        .expect_closed(0)
+        .run();
+}
+
+#[test]
+fn sid_is_opaque_string() {
+    Diff::new("sid_is_opaque_string")
+        .send(QUIET_CONNECT)
+        .send("SUB foo abc-XYZ.9\r\nSUB bar grp s_2\r\nPUB foo 1\r\na\r\nPUB bar 1\r\nb\r\nUNSUB abc-XYZ.9\r\nPUB foo 1\r\nc\r\n")
+        .sync()
+        .expect("MSG foo abc-XYZ.9 1\r\na\r\n")
+        .expect("MSG bar s_2 1\r\nb\r\n")
+        .expect_count("MSG", 2)
+        .run();
+}
+
+#[test]
+fn reply_subject_not_validated() {
+    Diff::new("reply_subject_not_validated")
+        .send(QUIET_CONNECT)
+        .send("SUB foo 1\r\nPUB foo r.* 1\r\nx\r\n")
+        .sync()
+        .expect("MSG foo 1 r.* 1\r\nx\r\n")
+        .expect_not("-ERR")
         .run();
 }
