@@ -1,4 +1,5 @@
-//! Test harness for tern: in-process servers, waiting on observable state, and a raw
-//! protocol client for byte-level conversations.
+//! Test harness for tern: in-process servers and state-based waiting (`harness`), and
+//! differential conversations against the real nats-server (`diff`).
 
+pub mod diff;
 pub mod harness;

