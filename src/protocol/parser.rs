@@ -104,6 +104,15 @@ fn op_len(line: &[u8]) -> usize {
     line.iter().position(|b| is_space(*b)).unwrap_or(line.len())
 }
 
+/// Bytes that count against max_control_line: the arguments after the op name and
+/// the spaces that follow it (nats-server starts counting at the first argument).
+#[inline]
+fn arg_len(line: &[u8]) -> usize {
+    let name = op_len(line);
+    let spaces = line[name..].iter().take_while(|b| is_space(**b)).count();
+    line.len() - name - spaces
+}
+
 impl Parser {
     pub fn new() -> Self {
         Parser::default()
@@ -125,7 +134,7 @@ impl Parser {
         let start = self.scanned.min(buf.len());
         let Some(pos) = memchr::memchr(b'\n', &buf[start..]) else {
             self.scanned = buf.len();
-            let arg_len = buf.len() - op_len(buf);
+            let arg_len = arg_len(buf);
             if arg_len > limits.max_control_line {
                 return Err(ParseError::MaxControlLine);
             }
@@ -137,7 +146,7 @@ impl Parser {
             line = rest;
         }
         let name_len = op_len(line);
-        if line.len() - name_len > limits.max_control_line {
+        if arg_len(line) > limits.max_control_line {
             return Err(ParseError::MaxControlLine);
         }
         let name = &line[..name_len];
