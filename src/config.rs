@@ -94,6 +94,7 @@ pub struct Logging {
     pub log_file: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub ports_file_dir: Option<PathBuf>,
+    #[serde(deserialize_with = "size::deserialize_u64")]
     pub log_size_limit: u64,
 }
 
@@ -124,8 +125,11 @@ pub struct Config {
     /// Monitoring port (`-m`, `http`); `None` = monitoring off; -1 = random.
     pub http_port: Option<i32>,
     pub https_port: Option<i32>,
+    #[serde(deserialize_with = "size::deserialize_i64")]
     pub max_payload: i64,
+    #[serde(deserialize_with = "size::deserialize_i32")]
     pub max_control_line: i32,
+    #[serde(deserialize_with = "size::deserialize_i64")]
     pub max_pending: i64,
     /// 0 in a conf file means "reject every client" (nats-server maps it to -1).
     pub max_connections: i32,
@@ -147,6 +151,8 @@ pub struct Config {
     pub store_dir: Option<PathBuf>,
     pub jetstream: bool,
     pub cluster: ClusterConfig,
+    /// Truncate traced message bodies to this many bytes (0 = no limit); nats `max_traced_msg_len`.
+    pub max_traced_msg_len: i32,
     /// The file this config was read from (for reload); not a conf key.
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -179,6 +185,7 @@ impl Default for Config {
             store_dir: None,
             jetstream: false,
             cluster: ClusterConfig::default(),
+            max_traced_msg_len: 0,
             config_file: None,
         }
     }
@@ -306,6 +313,88 @@ pub mod duration {
         let s = format!("{f:.9}");
         let s = s.trim_end_matches('0').trim_end_matches('.');
         s.to_string()
+    }
+}
+
+/// Sizes: an integer, or a string with a nats size suffix ("1MB", "64k"), so TOML, YAML
+/// and `TERN_` environment values accept what a nats conf file accepts.
+pub mod size {
+    use serde::{Deserialize, Deserializer};
+
+    /// Parses `<digits><suffix>` with nats-server's suffixes, case-insensitive:
+    /// k/m/g/t/p/e are powers of 1000, kb/ki/kib (mb, gb, ...) powers of 1024.
+    pub fn parse_size(s: &str) -> Result<i64, String> {
+        let t = s.trim();
+        let (neg, body) = match t.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        let digits_end = body
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(body.len());
+        if digits_end == 0 {
+            return Err(format!("invalid size \"{s}\""));
+        }
+        let n: i64 = body[..digits_end]
+            .parse()
+            .map_err(|_| format!("size \"{s}\" is too big"))?;
+        let mult = suffix_multiplier(&body[digits_end..])
+            .ok_or_else(|| format!("invalid size suffix in \"{s}\""))?;
+        let v = n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("size \"{s}\" is too big"))?;
+        Ok(if neg { -v } else { v })
+    }
+
+    /// Multiplier for a size suffix ("" = 1); `None` when it is not a size suffix.
+    pub fn suffix_multiplier(suffix: &str) -> Option<i64> {
+        let lower = suffix.to_ascii_lowercase();
+        let mut chars = lower.chars();
+        let Some(unit) = chars.next() else {
+            return Some(1);
+        };
+        let exp = match unit {
+            'k' => 1,
+            'm' => 2,
+            'g' => 3,
+            't' => 4,
+            'p' => 5,
+            'e' => 6,
+            _ => return None,
+        };
+        let binary = match chars.as_str() {
+            "" => false,
+            "b" | "i" | "ib" => true,
+            _ => return None,
+        };
+        let base: i64 = if binary { 1024 } else { 1000 };
+        Some(base.pow(exp))
+    }
+
+    fn deserialize_any_size<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match &v {
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid size {n}"))),
+            serde_json::Value::String(s) => parse_size(s).map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!("invalid size {other}"))),
+        }
+    }
+
+    pub fn deserialize_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        deserialize_any_size(d)
+    }
+
+    pub fn deserialize_i32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+        let v = deserialize_any_size(d)?;
+        i32::try_from(v).map_err(|_| serde::de::Error::custom(format!("size {v} is too big")))
+    }
+
+    pub fn deserialize_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let v = deserialize_any_size(d)?;
+        u64::try_from(v).map_err(|_| serde::de::Error::custom(format!("size {v} is negative")))
     }
 }
 
