@@ -16,9 +16,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::config::Config;
 use crate::conn::outbound::Outbound;
 use crate::dispatch::{self, MatchCache, Msg, Pcd, Publisher, Rng};
-use crate::config::Config;
 use crate::error::CloseReason;
 use crate::protocol::encode;
 use crate::protocol::info::ConnectInfo;
@@ -543,7 +543,11 @@ impl Conn {
                 Some("no responders requires headers support"),
             ));
         }
-        if self.auth_required && !crate::auth::check(&self.cfg.authorization, &opts) {
+        // Legacy account fields are refused even without auth, as nats-server does.
+        let legacy_account = opts.account.is_some() || opts.new_account.is_some();
+        if legacy_account
+            || (self.auth_required && !crate::auth::check(&self.cfg.authorization, &opts))
+        {
             tracing::error!(
                 "{} - cid:{} - authentication error - User {:?}",
                 self.client.addr,
@@ -672,6 +676,8 @@ impl Conn {
             self.send_err("Invalid Publish Subject");
             self.pcd.add(&self.client);
         }
+        // nats-server acknowledges a verbose PUB before delivering it.
+        self.ok();
         let server = &*self.server;
         let result = self.cache.lookup(server, subject);
         let msg = Msg {
@@ -697,7 +703,6 @@ impl Conn {
                 dispatch::send_no_responders(server, &self.client, subject, reply, &mut self.pcd);
             }
         }
-        self.ok();
         Ok(())
     }
 

@@ -28,13 +28,15 @@ fn main() -> ExitCode {
         Command::ConfigCheck(_) | Command::ConfigPrint { .. } | Command::TestConfig(_) => {
             exit(tern::conf::run_config_subcommand(&cmd))
         }
-        Command::Signal { command, pid } => match tern::run::send_signal(&command, pid.as_deref()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tern: {e}");
-                ExitCode::from(1)
+        Command::Signal { command, pid } => {
+            match tern::run::send_signal(&command, pid.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tern: {e}");
+                    ExitCode::from(1)
+                }
             }
-        },
+        }
         Command::Run(args) => run(args),
     }
 }

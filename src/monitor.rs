@@ -121,24 +121,24 @@ fn since(t: SystemTime) -> Duration {
 }
 
 /// Go strconv.ParseBool forms, plus nats-server's error text.
-fn parse_bool(q: &HashMap<String, String>, key: &str) -> Result<bool, Response> {
+fn parse_bool(q: &HashMap<String, String>, key: &str) -> Result<bool, String> {
     match q.get(key).map(String::as_str) {
         None | Some("") => Ok(false),
         Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
         Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
-        Some(v) => Err(bad_request(format!(
+        Some(v) => Err(format!(
             "Error decoding boolean for '{key}': strconv.ParseBool: parsing \"{v}\": invalid syntax"
-        ))),
+        )),
     }
 }
 
-fn parse_int(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usize, Response> {
+fn parse_int(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usize, String> {
     match q.get(key) {
         None => Ok(default),
         Some(v) => v.parse::<i64>().map(|n| n.max(0) as usize).map_err(|_| {
-            bad_request(format!(
+            format!(
                 "Error decoding integer for '{key}': strconv.Atoi: parsing \"{v}\": invalid syntax"
-            ))
+            )
         }),
     }
 }
@@ -250,11 +250,11 @@ async fn varz(State(s): State<Shared>) -> Response {
 async fn connz(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     match connz_inner(&s, &q) {
         Ok(v) => json_response(&v),
-        Err(r) => r,
+        Err(msg) => bad_request(msg),
     }
 }
 
-fn connz_inner(s: &ServerShared, q: &HashMap<String, String>) -> Result<Value, Response> {
+fn connz_inner(s: &ServerShared, q: &HashMap<String, String>) -> Result<Value, String> {
     let detail = q.get("subs").map(String::as_str) == Some("detail");
     let subs = detail || parse_bool(q, "subs")?;
     let auth = parse_bool(q, "auth")?;
@@ -262,9 +262,9 @@ fn connz_inner(s: &ServerShared, q: &HashMap<String, String>) -> Result<Value, R
     let limit = parse_int(q, "limit", 1024)?;
     let cid_filter = match q.get("cid") {
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
-            bad_request(format!(
+            format!(
                 "Error decoding integer for 'cid': strconv.Atoi: parsing \"{v}\": invalid syntax"
-            ))
+            )
         })?),
         None => None,
     };
@@ -391,7 +391,7 @@ fn connz_inner(s: &ServerShared, q: &HashMap<String, String>) -> Result<Value, R
     }))
 }
 
-fn sort_conns(conns: &mut [(u64, Value)], by: &str) -> Result<(), Response> {
+fn sort_conns(conns: &mut [(u64, Value)], by: &str) -> Result<(), String> {
     let key = match by {
         "cid" | "start" | "" => None,
         "subs" => Some("subscriptions"),
@@ -401,7 +401,7 @@ fn sort_conns(conns: &mut [(u64, Value)], by: &str) -> Result<(), Response> {
         "bytes_to" => Some("out_bytes"),
         "bytes_from" => Some("in_bytes"),
         "last" | "idle" | "uptime" | "rtt" | "stop" | "reason" => None,
-        other => return Err(bad_request(format!("Invalid sorting option: {other}"))),
+        other => return Err(format!("Invalid sorting option: {other}")),
     };
     match key {
         None => conns.sort_by_key(|(cid, _)| *cid),
@@ -417,11 +417,11 @@ fn sort_conns(conns: &mut [(u64, Value)], by: &str) -> Result<(), Response> {
 async fn subsz(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     let subs = match parse_bool(&q, "subs") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return bad_request(r),
     };
     let (offset, limit) = match (parse_int(&q, "offset", 0), parse_int(&q, "limit", 1024)) {
         (Ok(o), Ok(l)) => (o, l),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return bad_request(r),
     };
     let test = q.get("test").cloned();
     if let Some(t) = &test {

@@ -22,11 +22,7 @@ pub fn reachable_hosts(host: &str) -> Vec<String> {
         return vec![host.to_string()];
     }
     let mut out: Vec<String> = if_addrs::get_if_addrs()
-        .map(|ifs| {
-            ifs.into_iter()
-                .map(|i| i.ip().to_string())
-                .collect()
-        })
+        .map(|ifs| ifs.into_iter().map(|i| i.ip().to_string()).collect())
         .unwrap_or_default();
     // Loopback first, as nats-server orders them.
     out.sort_by_key(|h| !(h == "127.0.0.1" || h == "::1"));
@@ -88,7 +84,13 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
     if let Some(dir) = &ports_dir {
         let cfg = shared.config();
         let http_host = cfg.http_host.clone().unwrap_or_else(|| cfg.host.clone());
-        match write_ports_file(dir, &cfg.host, handle.client_addr(), &http_host, handle.monitor_addr()) {
+        match write_ports_file(
+            dir,
+            &cfg.host,
+            handle.client_addr(),
+            &http_host,
+            handle.monitor_addr(),
+        ) {
             Ok(p) => ports_file = Some(p),
             Err(e) => tracing::error!("Error writing ports file ({e})"),
         }
@@ -173,7 +175,9 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
     keep!(logging.log_file, "log_file");
     merged.config_file = old.config_file.clone();
     for name in &refused {
-        tracing::warn!("Reload: config option \"{name}\" cannot be changed at run time, keeping the old value");
+        tracing::warn!(
+            "Reload: config option \"{name}\" cannot be changed at run time, keeping the old value"
+        );
     }
     if merged.logging.debug != old.logging.debug || merged.logging.trace != old.logging.trace {
         crate::logging::set_level(merged.logging.debug, merged.logging.trace);

@@ -91,7 +91,10 @@ fn startup_lines_pid_ports_and_log_files() {
         std::thread::sleep(Duration::from_millis(20));
         text = std::fs::read_to_string(&log).unwrap_or_default();
     }
-    assert!(text.contains("[INF] Listening for client connections on 127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("[INF] Listening for client connections on 127.0.0.1:"),
+        "{text}"
+    );
     let listen = text.find("Listening for client").unwrap();
     assert!(text.find("Server is ready").unwrap() > listen);
     let lines: Vec<String> = text.lines().map(String::from).collect();
@@ -104,7 +107,10 @@ fn startup_lines_pid_ports_and_log_files() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&ports).unwrap()).unwrap();
     assert_eq!(v["nats"][0], format!("nats://127.0.0.1:{port}"));
-    assert!(v["monitoring"][0].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(v["monitoring"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
 
     assert!(term(&mut child).success());
     assert!(!ports.exists(), "ports file removed at exit");
@@ -120,7 +126,10 @@ fn taken_port_is_fatal_with_nonzero_exit() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("[FTL] Error listening on port: 127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("[FTL] Error listening on port: 127.0.0.1:"),
+        "{err}"
+    );
 }
 
 #[test]

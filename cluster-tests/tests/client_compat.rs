@@ -206,7 +206,7 @@ async fn slow_consumer_is_closed_and_others_unaffected() {
     for _ in 0..4096 {
         nc.publish("flood", payload.clone()).await.unwrap();
         sent += 1;
-        if sent % 64 == 0 {
+        if sent.is_multiple_of(64) {
             nc.flush().await.unwrap();
             let v = monitor_json(maddr, "/varz").await;
             if v["slow_consumers"] == 1 {
