@@ -14,6 +14,7 @@ pub mod lexer;
 pub mod load;
 pub mod map;
 pub mod map_blocks;
+pub mod overrides;
 pub mod parser;
 pub mod value;
 
@@ -21,8 +22,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use commands::{run_config_subcommand, run_config_subcommand_to};
-pub use load::{load, load_with_env, validate, Loaded, NatsConfFormat};
-pub use parser::{parse_file, parse_str};
+pub use load::{check_with_env, load, load_with_env, validate, Loaded, NatsConfFormat, Report};
+pub use parser::{parse_file, parse_partial, parse_str, parse_str_with_env};
 pub use value::{Entry, Kind, Map, Value};
 
 /// Where a token came from. Lines and columns are 1-based (nats-server prints 0-based
@@ -96,3 +97,8 @@ impl fmt::Display for ConfErrors {
 }
 
 impl std::error::Error for ConfErrors {}
+
+#[cfg(test)]
+mod tests_load;
+#[cfg(test)]
+mod tests_parse;
