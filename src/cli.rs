@@ -4,9 +4,8 @@
 //! at the first non-flag argument. Plus tern's subcommands `config check|print`.
 //!
 //! Parsing only: values become [`Overrides`] (defined in `conf/overrides.rs`, applied over
-//! the file and env by `conf::load`); the
-//! signal is resolved to a pid but sent by main. Printing for `config` commands and `-t`
-//! lives in `conf/commands.rs`.
+//! the file and env by `conf::load`); the signal is resolved to a pid but sent by main.
+//! Printing for `config` commands and `-t` lives in `conf/commands.rs`.
 
 use std::path::PathBuf;
 

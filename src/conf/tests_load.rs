@@ -146,6 +146,18 @@ fn listen_and_http_forms() {
 }
 
 #[test]
+fn known_key_used_as_variable_still_applies() {
+    let l = ok(
+        "kv.conf",
+        "port = 4999\nhttp_port: $port\nMYVAR: 1\nping_max: $MYVAR\n",
+    );
+    assert_eq!(l.config.port, 4999);
+    assert_eq!(l.config.http_port, Some(4999));
+    assert_eq!(l.config.ping_max, 1);
+    assert!(l.warnings.is_empty(), "{:?}", warning_texts(&l));
+}
+
+#[test]
 fn max_connections_zero_in_file_rejects_all() {
     assert_eq!(
         ok("mc.conf", "max_connections: 0\n").config.max_connections,
