@@ -185,8 +185,12 @@ impl Mapper {
 
     pub(super) fn int_in(&mut self, key: &str, v: &Value, lo: i64, hi: i64) -> Option<i64> {
         let i = self.int(key, v)?;
-        if i < lo || i > hi {
+        if i > hi {
             self.error(&v.pos, format!("{key} value is too big"));
+            return None;
+        }
+        if i < lo {
+            self.error(&v.pos, format!("{key} value {i} is too small"));
             return None;
         }
         Some(i)

@@ -336,3 +336,23 @@ fn crlf_line_endings() {
     assert_eq!(kind(&m, "port"), &Kind::Int(1));
     assert_eq!(kind(&m, "host"), &s("h"));
 }
+
+proptest::proptest! {
+    /// Any input parses or fails with positioned errors; it never panics or loops.
+    #[test]
+    fn never_panics(text in "[a-z0-9 \\t\\n\\r:=;,{}\\[\\]()#/\"'\\\\$.\\-é]{0,80}") {
+        let e = env(&[]);
+        if let Err(errs) = parse_str_with_env(&text, Path::new("p.conf"), Some(&e)) {
+            proptest::prop_assert!(!errs.is_empty());
+        }
+    }
+
+    /// Mapping and loading never panic either, whatever the tree holds.
+    #[test]
+    fn mapping_never_panics(text in "(port|listen|http|authorization|cluster|users|routes|max_payload|ping_interval|jetstream|x)(: | )([0-9]{1,3}|\"[a-z:0-9]{0,6}\"|\\{ ?(user|token|name|listen|timeout): ?[a-z0-9]{1,3} ?\\}|\\[[a-z0-9, ]{0,8}\\]|true|2MB|-1)\n"){
+        let e = env(&[]);
+        if let Ok(m) = parse_str_with_env(&text, Path::new("p.conf"), Some(&e)) {
+            let _ = super::map::map_root(&m);
+        }
+    }
+}
