@@ -3,132 +3,14 @@
 //! value (or `=false`), multi-letter short flags (`-DV`, `-ms`, `-sl`), and parsing stops
 //! at the first non-flag argument. Plus tern's subcommands `config check|print`.
 //!
-//! Parsing only: values become [`Overrides`] (applied over the file by `conf::load`); the
-//! signal is resolved to a pid but sent by main. Printing for `config` commands and `-t`
-//! lives in `conf/commands.rs`.
+//! Parsing only: values become [`Overrides`] (defined in `conf/overrides.rs`, applied over
+//! the file and env by `conf::load`); the signal is resolved to a pid but sent by main.
+//! Printing for `config` commands and `-t` lives in `conf/commands.rs`.
 
 use std::path::PathBuf;
 
-use crate::config::{size, Config};
-
-/// Values given on the command line; `None` = not given (the file/default stands).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Overrides {
-    pub host: Option<String>,
-    pub port: Option<i32>,
-    pub server_name: Option<String>,
-    pub http_port: Option<i32>,
-    pub https_port: Option<i32>,
-    pub client_advertise: Option<String>,
-    pub ports_file_dir: Option<PathBuf>,
-    pub log_file: Option<PathBuf>,
-    pub pid_file: Option<PathBuf>,
-    pub logtime: Option<bool>,
-    pub debug: Option<bool>,
-    pub trace: Option<bool>,
-    pub user: Option<String>,
-    pub pass: Option<String>,
-    /// `--auth`: token.
-    pub token: Option<String>,
-    pub store_dir: Option<PathBuf>,
-    pub jetstream: Option<bool>,
-    pub log_size_limit: Option<u64>,
-    pub max_traced_msg_len: Option<i32>,
-    /// `--cluster` / `--cluster_listen` URL, e.g. `nats://user:pass@0.0.0.0:6222`.
-    pub cluster_listen: Option<String>,
-    pub cluster_name: Option<String>,
-    pub cluster_advertise: Option<String>,
-    pub routes: Option<Vec<String>>,
-    pub no_advertise: Option<bool>,
-    pub connect_retries: Option<u32>,
-}
-
-impl Overrides {
-    /// Applies the flags over `c` (nats-server MergeOptions: flags win over the file).
-    pub fn apply(&self, c: &mut Config) -> Result<(), String> {
-        fn set<T: Clone>(dst: &mut T, v: &Option<T>) {
-            if let Some(v) = v {
-                *dst = v.clone();
-            }
-        }
-        fn set_opt<T: Clone>(dst: &mut Option<T>, v: &Option<T>) {
-            if v.is_some() {
-                dst.clone_from(v);
-            }
-        }
-        set(&mut c.host, &self.host);
-        set(&mut c.port, &self.port);
-        set_opt(&mut c.server_name, &self.server_name);
-        set_opt(&mut c.http_port, &self.http_port);
-        set_opt(&mut c.https_port, &self.https_port);
-        set_opt(&mut c.client_advertise, &self.client_advertise);
-        set_opt(&mut c.logging.ports_file_dir, &self.ports_file_dir);
-        set_opt(&mut c.logging.log_file, &self.log_file);
-        set_opt(&mut c.logging.pid_file, &self.pid_file);
-        set(&mut c.logging.logtime, &self.logtime);
-        set(&mut c.logging.debug, &self.debug);
-        set(&mut c.logging.trace, &self.trace);
-        set(&mut c.logging.log_size_limit, &self.log_size_limit);
-        set(&mut c.max_traced_msg_len, &self.max_traced_msg_len);
-        set_opt(&mut c.authorization.user, &self.user);
-        set_opt(&mut c.authorization.password, &self.pass);
-        set_opt(&mut c.authorization.token, &self.token);
-        set_opt(&mut c.store_dir, &self.store_dir);
-        set(&mut c.jetstream, &self.jetstream);
-        if let Some(url) = &self.cluster_listen {
-            let l = parse_cluster_url(url)?;
-            c.cluster.host = Some(l.host);
-            c.cluster.port = Some(l.port);
-            if l.user.is_some() {
-                c.cluster.authorization.user = l.user;
-                c.cluster.authorization.password = l.password;
-            }
-        }
-        set_opt(&mut c.cluster.name, &self.cluster_name);
-        set_opt(&mut c.cluster.advertise, &self.cluster_advertise);
-        set(&mut c.cluster.routes, &self.routes);
-        set(&mut c.cluster.no_advertise, &self.no_advertise);
-        if self.connect_retries.is_some() {
-            c.cluster.connect_retries = self.connect_retries;
-        }
-        Ok(())
-    }
-}
-
-/// A parsed `--cluster` URL.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClusterListen {
-    pub host: String,
-    pub port: i32,
-    pub user: Option<String>,
-    pub password: Option<String>,
-}
-
-/// `nats://[user:pass@]host:port` (any scheme; `nats-route://` too).
-pub fn parse_cluster_url(url: &str) -> Result<ClusterListen, String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let (userinfo, hostport) = match rest.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, rest),
-    };
-    let (host, port) = crate::conf::map::split_host_port(hostport)
-        .map_err(|e| format!("invalid cluster URL \"{url}\": {e}"))?;
-    let port =
-        i32::try_from(port).map_err(|_| format!("invalid cluster URL \"{url}\": bad port"))?;
-    let (user, password) = match userinfo {
-        Some(u) => match u.split_once(':') {
-            Some((a, b)) => (Some(a.to_string()), Some(b.to_string())),
-            None => (Some(u.to_string()), None),
-        },
-        None => (None, None),
-    };
-    Ok(ClusterListen {
-        host: host.unwrap_or_else(|| crate::config::defaults::HOST.to_string()),
-        port,
-        user,
-        password,
-    })
-}
+pub use crate::conf::overrides::{parse_cluster_url, ClusterListen, Overrides};
+use crate::config::size;
 
 /// Everything needed to start (or `-t` test) a server.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -604,3 +486,320 @@ Environment:
 
 Not supported yet (rejected): --syslog, --remote_syslog, --tls*, --profile, --help_tls
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, CliError> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    fn run_overrides(args: &[&str]) -> Overrides {
+        match parse(args) {
+            Ok(Command::Run(r)) => r.overrides,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_and_double_dash_and_equals_are_the_same() {
+        for args in [
+            &["-p", "4333"][..],
+            &["--p", "4333"],
+            &["-p=4333"],
+            &["--port", "4333"],
+            &["--port=4333"],
+            &["-port", "4333"],
+        ] {
+            assert_eq!(run_overrides(args).port, Some(4333), "{args:?}");
+        }
+        assert_eq!(run_overrides(&["-p", "-1"]).port, Some(-1));
+    }
+
+    #[test]
+    fn all_value_flags() {
+        let o = run_overrides(&[
+            "-a",
+            "::1",
+            "-n",
+            "srv",
+            "-m",
+            "8222",
+            "-ms",
+            "8443",
+            "-l",
+            "/tmp/l.log",
+            "-P",
+            "/tmp/p.pid",
+            "--user",
+            "u",
+            "--pass",
+            "p",
+            "--auth",
+            "tok",
+            "--ports_file_dir",
+            "/tmp",
+            "--client_advertise",
+            "h:1",
+            "-sd",
+            "/data",
+            "--max_traced_msg_len",
+            "10",
+            "--log_size_limit",
+            "1MB",
+            "--cluster_name",
+            "C",
+            "--cluster_advertise",
+            "c:2",
+            "--routes",
+            "nats://a:1, nats://b:2",
+            "--connect_retries",
+            "3",
+            "--cluster_listen",
+            "nats://0.0.0.0:6222",
+        ]);
+        assert_eq!(o.host.as_deref(), Some("::1"));
+        assert_eq!(o.server_name.as_deref(), Some("srv"));
+        assert_eq!((o.http_port, o.https_port), (Some(8222), Some(8443)));
+        assert_eq!(o.log_file, Some(PathBuf::from("/tmp/l.log")));
+        assert_eq!(o.pid_file, Some(PathBuf::from("/tmp/p.pid")));
+        assert_eq!(
+            (o.user.as_deref(), o.pass.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(o.token.as_deref(), Some("tok"));
+        assert_eq!(o.ports_file_dir, Some(PathBuf::from("/tmp")));
+        assert_eq!(o.client_advertise.as_deref(), Some("h:1"));
+        assert_eq!(o.store_dir, Some(PathBuf::from("/data")));
+        assert_eq!(o.max_traced_msg_len, Some(10));
+        assert_eq!(o.log_size_limit, Some(1 << 20));
+        assert_eq!(o.cluster_name.as_deref(), Some("C"));
+        assert_eq!(o.cluster_advertise.as_deref(), Some("c:2"));
+        assert_eq!(
+            o.routes,
+            Some(vec!["nats://a:1".into(), "nats://b:2".into()])
+        );
+        assert_eq!(o.connect_retries, Some(3));
+        assert_eq!(o.cluster_listen.as_deref(), Some("nats://0.0.0.0:6222"));
+        for alias in ["--addr", "--net"] {
+            assert_eq!(run_overrides(&[alias, "h"]).host.as_deref(), Some("h"));
+        }
+        for alias in ["--name", "--server_name"] {
+            assert_eq!(
+                run_overrides(&[alias, "x"]).server_name.as_deref(),
+                Some("x")
+            );
+        }
+        assert_eq!(
+            run_overrides(&["--cluster", "nats://h:1"])
+                .cluster_listen
+                .as_deref(),
+            Some("nats://h:1")
+        );
+    }
+
+    #[test]
+    fn bool_flags_and_multi_letter_forms() {
+        let o = run_overrides(&["-D"]);
+        assert_eq!((o.debug, o.trace), (Some(true), None));
+        let o = run_overrides(&["-V"]);
+        assert_eq!((o.debug, o.trace), (None, Some(true)));
+        for f in ["-DV", "-DVV", "--DV"] {
+            let o = run_overrides(&[f]);
+            assert_eq!((o.debug, o.trace), (Some(true), Some(true)), "{f}");
+        }
+        assert_eq!(run_overrides(&["-VV"]).trace, Some(true));
+        assert_eq!(run_overrides(&["-T=false"]).logtime, Some(false));
+        assert_eq!(run_overrides(&["--logtime"]).logtime, Some(true));
+        assert_eq!(run_overrides(&["-D=0"]).debug, Some(false));
+        assert_eq!(run_overrides(&["-js"]).jetstream, Some(true));
+        assert_eq!(run_overrides(&["--jetstream"]).jetstream, Some(true));
+        assert_eq!(run_overrides(&["--no_advertise"]).no_advertise, Some(true));
+        assert!(matches!(
+            parse(&["-D=maybe"]),
+            Err(CliError::InvalidValue { .. })
+        ));
+    }
+
+    #[test]
+    fn bool_flag_does_not_take_the_next_argument() {
+        // Go: `-D false` sets -D and stops at the positional "false".
+        assert_eq!(
+            parse(&["-D", "false"]),
+            Err(CliError::UnexpectedArg("false".into()))
+        );
+    }
+
+    #[test]
+    fn config_test_help_version() {
+        match parse(&["-c", "x.conf", "-t", "-p", "1"]) {
+            Ok(Command::TestConfig(r)) => {
+                assert_eq!(r.config_file, Some(PathBuf::from("x.conf")));
+                assert_eq!(r.overrides.port, Some(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["--config=y.conf"]) {
+            Ok(Command::Run(r)) => assert_eq!(r.config_file, Some(PathBuf::from("y.conf"))),
+            other => panic!("{other:?}"),
+        }
+        for h in ["-h", "--help"] {
+            assert_eq!(parse(&[h]), Ok(Command::Help));
+        }
+        for v in ["-v", "--version"] {
+            assert_eq!(parse(&[v]), Ok(Command::Version));
+        }
+        assert!(version_string().starts_with(&format!("tern: v{}", env!("CARGO_PKG_VERSION"))));
+        assert!(version_string().contains("nats-server"));
+        assert!(usage().contains("--cluster_name"));
+    }
+
+    #[test]
+    fn errors_like_go_flag() {
+        let e = parse(&["-foo"]).unwrap_err();
+        assert_eq!(e.to_string(), "flag provided but not defined: -foo");
+        assert!(e.wants_usage());
+        assert_eq!(
+            parse(&["--bar=1"]).unwrap_err().to_string(),
+            "flag provided but not defined: -bar"
+        );
+        assert_eq!(
+            parse(&["-p"]).unwrap_err().to_string(),
+            "flag needs an argument: -p"
+        );
+        assert_eq!(
+            parse(&["-p", "abc"]).unwrap_err().to_string(),
+            "invalid value \"abc\" for flag -p: parse error"
+        );
+        assert_eq!(
+            parse(&["foo"]).unwrap_err().to_string(),
+            "unrecognized command: \"foo\""
+        );
+        assert_eq!(
+            parse(&["---x"]).unwrap_err(),
+            CliError::BadSyntax("---x".into())
+        );
+        assert!(matches!(
+            parse(&["--cluster", "nope"]),
+            Err(CliError::InvalidValue { .. })
+        ));
+    }
+
+    #[test]
+    fn unsupported_flags_are_named() {
+        for (args, name) in [
+            (&["--syslog"][..], "syslog"),
+            (&["-s"], "syslog"),
+            (&["-r", "udp://x:514"], "remote_syslog"),
+            (&["--tls"], "tls"),
+            (&["--tlscert", "c.pem"], "tlscert"),
+            (&["--tlsverify"], "tlsverify"),
+            (&["--profile", "6060"], "profile"),
+            (&["--help_tls"], "help_tls"),
+        ] {
+            assert_eq!(
+                parse(args).unwrap_err().to_string(),
+                format!("flag --{name} is not supported by tern yet"),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn double_dash_ends_flags() {
+        assert_eq!(
+            parse(&["-p", "1", "--"]).map(|c| matches!(c, Command::Run(_))),
+            Ok(true)
+        );
+        assert_eq!(
+            parse(&["--", "x"]),
+            Err(CliError::UnexpectedArg("x".into()))
+        );
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(
+            parse(&["--signal", "ldm=1234"]),
+            Ok(Command::Signal {
+                command: "ldm".into(),
+                pid: Some("1234".into())
+            })
+        );
+        assert_eq!(
+            parse(&["-sl", "reload"]),
+            Ok(Command::Signal {
+                command: "reload".into(),
+                pid: None
+            })
+        );
+        assert_eq!(
+            parse(&["-sl=quit=nats-server*"]),
+            Ok(Command::Signal {
+                command: "quit".into(),
+                pid: Some("nats-server*".into())
+            })
+        );
+        for s in SIGNALS {
+            assert!(
+                matches!(parse(&["-sl", s]), Ok(Command::Signal { .. })),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse(&["-sl", "bogus"]),
+            Err(CliError::BadSignal("bogus".into()))
+        );
+        // A pid file, named directly or through -P, is read.
+        let dir = std::env::temp_dir().join(format!("tern-cli-sig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let pf = dir.join("t.pid");
+        std::fs::write(&pf, "4321").expect("write");
+        let arg = format!("stop={}", pf.display());
+        assert_eq!(
+            parse(&["--signal", &arg]),
+            Ok(Command::Signal {
+                command: "stop".into(),
+                pid: Some("4321".into())
+            })
+        );
+        let pfs = pf.display().to_string();
+        assert_eq!(
+            parse(&["-P", &pfs, "--signal", "term"]),
+            Ok(Command::Signal {
+                command: "term".into(),
+                pid: Some("4321".into())
+            })
+        );
+        assert!(matches!(
+            parse(&["--signal", "stop=/nonexistent/x.pid"]),
+            Err(CliError::Other(m)) if m.contains("could not read pid file")
+        ));
+    }
+
+    #[test]
+    fn config_subcommands() {
+        assert_eq!(
+            parse(&["config", "check", "a.conf"]),
+            Ok(Command::ConfigCheck("a.conf".into()))
+        );
+        assert_eq!(
+            parse(&["config", "print"]),
+            Ok(Command::ConfigPrint {
+                file: None,
+                json: false
+            })
+        );
+        assert_eq!(
+            parse(&["config", "print", "--json", "b.toml"]),
+            Ok(Command::ConfigPrint {
+                file: Some("b.toml".into()),
+                json: true
+            })
+        );
+        assert!(parse(&["config", "check"]).is_err());
+        assert!(parse(&["config", "frob"]).is_err());
+        assert!(parse(&["config"]).is_err());
+    }
+}

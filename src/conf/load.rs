@@ -14,7 +14,7 @@ use config::{Environment, File, FileFormat, FileStoredFormat, Format, ValueKind}
 use serde_json::Value as J;
 
 use super::map::map_root;
-use super::parser::parse_str;
+use super::parser::parse_partial;
 use super::{ConfError, ConfErrors, Diagnostic, Pos};
 use crate::cli::Overrides;
 use crate::config::Config;
@@ -42,6 +42,8 @@ pub struct NatsConfFormat {
     /// The file being read: names positions and anchors relative `include`s.
     path: PathBuf,
     sink: Arc<Mutex<Sink>>,
+    /// Environment for `$VARIABLE`s (`None` = the process's).
+    env: Option<Arc<HashMap<String, String>>>,
 }
 
 impl NatsConfFormat {
@@ -49,7 +51,14 @@ impl NatsConfFormat {
         NatsConfFormat {
             path: path.to_path_buf(),
             sink: Arc::default(),
+            env: None,
         }
+    }
+
+    /// Resolve `$VARIABLE`s from `env` instead of the process environment.
+    pub fn with_env(mut self, env: Option<Arc<HashMap<String, String>>>) -> Self {
+        self.env = env;
+        self
     }
 
     fn take(&self) -> Sink {
@@ -67,19 +76,16 @@ impl Format for NatsConfFormat {
     ) -> Result<config::Map<String, config::Value>, Box<dyn std::error::Error + Send + Sync>> {
         let origin = self.path.to_string_lossy().into_owned();
         let mut g = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        let root = match parse_str(text, &self.path) {
-            Ok(root) => root,
-            Err(errs) => {
-                g.errors.extend(errs.iter().cloned());
-                return Err(Box::new(ConfErrors(errs)));
-            }
-        };
+        let (root, mut errors) = parse_partial(text, &self.path, self.env.as_deref());
         let mapped = map_root(&root);
         g.warnings.extend(mapped.warnings);
         g.origins.extend(mapped.origins);
-        if !mapped.errors.is_empty() {
-            g.errors.extend(mapped.errors.iter().cloned());
-            return Err(Box::new(ConfErrors(mapped.errors)));
+        if !errors.is_empty() || !mapped.errors.is_empty() {
+            errors.extend(mapped.errors);
+            // Syntax and key errors interleaved in file order read best.
+            errors.sort_by_key(pos_key);
+            g.errors.extend(errors.iter().cloned());
+            return Err(Box::new(ConfErrors(errors)));
         }
         Ok(mapped
             .values
@@ -92,6 +98,13 @@ impl Format for NatsConfFormat {
 impl FileStoredFormat for NatsConfFormat {
     fn file_extensions(&self) -> &'static [&'static str] {
         &["conf"]
+    }
+}
+
+fn pos_key(d: &Diagnostic) -> (Option<std::sync::Arc<str>>, u32, u32) {
+    match &d.pos {
+        Some(p) => (Some(p.file.clone()), p.line, p.col),
+        None => (None, 0, 0),
     }
 }
 
@@ -142,22 +155,51 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Vec<Co
     load_with_env(file, overrides, None)
 }
 
-/// [`load`] with an explicit environment for the `TERN_` layer (`None` = the process's).
-/// Tests use it to avoid mutating process-wide state.
+/// [`load`] with an explicit environment (`None` = the process's), used for both the
+/// `TERN_` layer and nats conf `$VARIABLE`s. Tests use it to leave process state alone.
 pub fn load_with_env(
     file: Option<&Path>,
     overrides: &Overrides,
     env: Option<HashMap<String, String>>,
 ) -> Result<Loaded, Vec<ConfError>> {
+    let r = check_with_env(file, overrides, env);
+    match r.config {
+        Some(config) if r.errors.is_empty() => Ok(Loaded {
+            config,
+            warnings: r.warnings,
+        }),
+        _ => Err(r.errors),
+    }
+}
+
+/// Everything loading found: the config (when there were no errors), every error and
+/// every warning. `tern config check` shows warnings even when errors stop the load.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub config: Option<Config>,
+    pub errors: Vec<ConfError>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Like [`load_with_env`] but keeps the warnings when there are errors.
+pub fn check_with_env(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    env: Option<HashMap<String, String>>,
+) -> Report {
+    let fail = |errors: Vec<ConfError>, warnings: Vec<Diagnostic>| Report {
+        config: None,
+        errors,
+        warnings,
+    };
     let mut warnings = Vec::new();
     let mut builder = config::Config::builder();
     let mut nats: Option<NatsConfFormat> = None;
+    let env = env.map(Arc::new);
     if let Some(path) = file {
         if let Err(e) = std::fs::metadata(path) {
-            return Err(vec![ConfError::bare(format!(
-                "error opening config file '{}': {e}",
-                path.display()
-            ))]);
+            let msg = format!("error opening config file '{}': {e}", path.display());
+            return fail(vec![ConfError::bare(msg)], warnings);
         }
         let name = path.to_string_lossy().into_owned();
         builder = match file_kind(path) {
@@ -171,13 +213,17 @@ pub fn load_with_env(
                 builder.add_source(File::new(&name, fmt))
             }
             FileKind::Nats => {
-                let fmt = NatsConfFormat::new(path);
+                let fmt = NatsConfFormat::new(path).with_env(env.clone());
                 nats = Some(fmt.clone());
                 builder.add_source(File::new(&name, fmt))
             }
         };
     }
-    let env_map = env.map(|m| m.into_iter().collect::<config::Map<String, String>>());
+    let env_map = env.map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<config::Map<String, String>>()
+    });
     builder = builder.add_source(
         Environment::with_prefix("TERN")
             .prefix_separator("_")
@@ -192,16 +238,16 @@ pub fn load_with_env(
     let sink = nats.as_ref().map(NatsConfFormat::take).unwrap_or_default();
     warnings.extend(sink.warnings);
     if !sink.errors.is_empty() {
-        return Err(sink.errors);
+        return fail(sink.errors, warnings);
     }
     let mut cfg: Config = match built.and_then(|c| c.try_deserialize()) {
         Ok(c) => c,
-        Err(e) => return Err(vec![ConfError::bare(e.to_string())]),
+        Err(e) => return fail(vec![ConfError::bare(e.to_string())], warnings),
     };
     cfg.config_file = file.map(Path::to_path_buf);
 
     if let Err(e) = overrides.apply(&mut cfg) {
-        return Err(vec![ConfError::bare(e)]);
+        return fail(vec![ConfError::bare(e)], warnings);
     }
 
     let mut errors = Vec::new();
@@ -216,13 +262,10 @@ pub fn load_with_env(
             warnings.push(d);
         }
     }
-    if errors.is_empty() {
-        Ok(Loaded {
-            config: cfg,
-            warnings,
-        })
-    } else {
-        Err(errors)
+    Report {
+        config: errors.is_empty().then_some(cfg),
+        errors,
+        warnings,
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Map as JMap, Value as J};
 
-use super::value::{Kind, Map, Value};
+use super::value::{Entry, Kind, Map, Value};
 use super::{ConfError, Diagnostic, Pos};
 use crate::config::duration::{format_duration, parse_go_duration};
 
@@ -85,11 +85,7 @@ const UNSUPPORTED_TOP: &[&str] = &[
 pub fn map_root(root: &Map) -> Mapped {
     let mut m = Mapper::default();
     for e in &root.entries {
-        if e.used_as_variable {
-            continue;
-        }
-        let key = e.key.to_ascii_lowercase();
-        m.top_key(&key, &e.key, &e.key_pos, &e.value);
+        m.top_key(e);
     }
     m.out
 }
@@ -131,8 +127,12 @@ impl Mapper {
         self.out.warnings.push(Diagnostic::at(pos, msg));
     }
 
-    pub(super) fn unknown(&mut self, pos: &Pos, key: &str) {
-        self.warn(pos, format!("unknown field \"{key}\""));
+    /// An entry no mapper knows. A key referenced as `$key` is a variable definition,
+    /// not a typo (nats-server's rule), so it stays silent.
+    pub(super) fn unknown_entry(&mut self, e: &Entry) {
+        if !e.used_as_variable {
+            self.warn(&e.key_pos, format!("unknown field \"{}\"", e.key));
+        }
     }
 
     pub(super) fn unsupported(&mut self, pos: &Pos, what: &str) {
@@ -185,8 +185,12 @@ impl Mapper {
 
     pub(super) fn int_in(&mut self, key: &str, v: &Value, lo: i64, hi: i64) -> Option<i64> {
         let i = self.int(key, v)?;
-        if i < lo || i > hi {
+        if i > hi {
             self.error(&v.pos, format!("{key} value is too big"));
+            return None;
+        }
+        if i < lo {
+            self.error(&v.pos, format!("{key} value {i} is too small"));
             return None;
         }
         Some(i)
@@ -273,7 +277,10 @@ impl Mapper {
         }
     }
 
-    fn top_key(&mut self, key: &str, raw_key: &str, kpos: &Pos, v: &Value) {
+    fn top_key(&mut self, e: &Entry) {
+        let key = e.key.to_ascii_lowercase();
+        let key = key.as_str();
+        let (kpos, v) = (&e.key_pos, &e.value);
         const I32: (i64, i64) = (i32::MIN as i64, i32::MAX as i64);
         match key {
             "listen" => {
@@ -349,8 +356,8 @@ impl Mapper {
             "store_dir" => self.set_string("store_dir", key, v),
             "jetstream" => self.jetstream(v),
             "cluster" => self.cluster(v),
-            k if UNSUPPORTED_TOP.contains(&k) => self.unsupported(kpos, raw_key),
-            _ => self.unknown(kpos, raw_key),
+            k if UNSUPPORTED_TOP.contains(&k) => self.unsupported(kpos, &e.key),
+            _ => self.unknown_entry(e),
         }
     }
 }

@@ -50,7 +50,7 @@ impl Mapper {
     fn auth_block(&mut self, v: &Value, in_cluster: bool) -> Option<AuthBlock> {
         let m = self.block("authorization", v)?;
         let mut a = AuthBlock::default();
-        for e in m.entries.iter().filter(|e| !e.used_as_variable) {
+        for e in &m.entries {
             let key = e.key.to_ascii_lowercase();
             let v = &e.value;
             match key.as_str() {
@@ -81,7 +81,7 @@ impl Mapper {
                 "default_permissions" | "permissions" | "auth_callout" | "nkeys" if !in_cluster => {
                     self.unsupported(&e.key_pos, &format!("authorization {}", e.key))
                 }
-                _ => self.unknown(&e.key_pos, &e.key),
+                _ => self.unknown_entry(e),
             }
         }
         Some(a)
@@ -136,7 +136,7 @@ impl Mapper {
                 continue;
             };
             let mut u = JMap::new();
-            for e in m.entries.iter().filter(|e| !e.used_as_variable) {
+            for e in &m.entries {
                 let key = e.key.to_ascii_lowercase();
                 let v = &e.value;
                 match key.as_str() {
@@ -168,7 +168,7 @@ impl Mapper {
                     "allowed_connection_types" | "connection_types" | "account" => {
                         self.unsupported(&e.key_pos, &format!("user {}", e.key))
                     }
-                    _ => self.unknown(&e.key_pos, &e.key),
+                    _ => self.unknown_entry(e),
                 }
             }
             let name = u.get("user").or_else(|| u.get("nkey")).and_then(J::as_str);
@@ -190,7 +190,7 @@ impl Mapper {
         let Some(m) = self.block("cluster", v) else {
             return;
         };
-        for e in m.entries.iter().filter(|e| !e.used_as_variable) {
+        for e in &m.entries {
             let key = e.key.to_ascii_lowercase();
             let v = &e.value;
             match key.as_str() {
@@ -239,7 +239,7 @@ impl Mapper {
                 k if CLUSTER_UNSUPPORTED.contains(&k) => {
                     self.unsupported(&e.key_pos, &format!("cluster {}", e.key))
                 }
-                _ => self.unknown(&e.key_pos, &e.key),
+                _ => self.unknown_entry(e),
             }
         }
     }

@@ -8,12 +8,52 @@
 //!
 //! This module only reads files and builds values; it never starts anything. Every problem
 //! is collected (not just the first) so `tern config check` can show them all at once.
+//!
+//! How main uses it:
+//!
+//! ```no_run
+//! use tern::cli::{parse_args, usage, version_string, Command};
+//! use tern::conf::{load, run_config_subcommand};
+//!
+//! let code = match parse_args(std::env::args().skip(1)) {
+//!     Ok(Command::Run(args)) => match load(args.config_file.as_deref(), &args.overrides) {
+//!         Ok(loaded) => {
+//!             for w in &loaded.warnings {
+//!                 eprintln!("tern: warning: {w}");
+//!             }
+//!             // start the server with loaded.config ...
+//!             0
+//!         }
+//!         Err(errors) => {
+//!             for e in &errors {
+//!                 eprintln!("tern: {e}");
+//!             }
+//!             1
+//!         }
+//!     },
+//!     Ok(cmd @ (Command::ConfigCheck(_) | Command::ConfigPrint { .. } | Command::TestConfig(_))) => {
+//!         run_config_subcommand(&cmd)
+//!     }
+//!     Ok(Command::Signal { command, pid }) => { /* kill(pid, sig(command)) */ 0 }
+//!     Ok(Command::Help) => { println!("{}", usage()); 0 }
+//!     Ok(Command::Version) => { println!("{}", version_string()); 0 }
+//!     Err(e) => {
+//!         eprintln!("tern: {e}");
+//!         if e.wants_usage() { eprintln!("{}", usage()); }
+//!         1
+//!     }
+//! };
+//! std::process::exit(code);
+//! ```
+//!
+//! Columns in positions are 1-based (see [`Pos`]).
 
 pub mod commands;
 pub mod lexer;
 pub mod load;
 pub mod map;
 pub mod map_blocks;
+pub mod overrides;
 pub mod parser;
 pub mod value;
 
@@ -21,8 +61,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use commands::{run_config_subcommand, run_config_subcommand_to};
-pub use load::{load, load_with_env, validate, Loaded, NatsConfFormat};
-pub use parser::{parse_file, parse_str};
+pub use load::{check_with_env, load, load_with_env, validate, Loaded, NatsConfFormat, Report};
+pub use parser::{parse_file, parse_partial, parse_str, parse_str_with_env};
 pub use value::{Entry, Kind, Map, Value};
 
 /// Where a token came from. Lines and columns are 1-based (nats-server prints 0-based
@@ -96,3 +136,8 @@ impl fmt::Display for ConfErrors {
 }
 
 impl std::error::Error for ConfErrors {}
+
+#[cfg(test)]
+mod tests_load;
+#[cfg(test)]
+mod tests_parse;

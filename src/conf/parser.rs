@@ -5,6 +5,7 @@
 //! Errors do not stop parsing: the rest of the offending line is skipped and parsing
 //! resumes with the next key, so one run reports every syntax error it can.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,19 +17,42 @@ use super::{ConfError, Pos};
 const MAX_DEPTH: usize = 16;
 
 /// Parses conf text. `file` names it in positions and anchors relative includes.
+/// `$VARIABLES` not defined in the file come from the process environment.
 pub fn parse_str(text: &str, file: &Path) -> Result<Map, Vec<ConfError>> {
+    parse_str_with_env(text, file, None)
+}
+
+/// [`parse_str`] with an explicit environment for `$VARIABLE` lookups (`None` = the
+/// process environment), so tests and `load_with_env` need not touch process state.
+pub fn parse_str_with_env(
+    text: &str,
+    file: &Path,
+    env: Option<&HashMap<String, String>>,
+) -> Result<Map, Vec<ConfError>> {
+    let (root, errors) = parse_partial(text, file, env);
+    if errors.is_empty() {
+        Ok(root)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses as much as it can: the tree of every pair that parsed, plus all syntax errors.
+/// Loading maps the partial tree too, so key errors are reported beside syntax errors.
+pub fn parse_partial(
+    text: &str,
+    file: &Path,
+    env: Option<&HashMap<String, String>>,
+) -> (Map, Vec<ConfError>) {
     let mut p = Parser {
         stack: vec![Map::default()],
         errors: Vec::new(),
         depth: 0,
+        env,
     };
     p.parse_text(text, file);
     let root = p.stack.pop().unwrap_or_default();
-    if p.errors.is_empty() {
-        Ok(root)
-    } else {
-        Err(p.errors)
-    }
+    (root, p.errors)
 }
 
 /// Reads and parses a conf file.
@@ -42,11 +66,12 @@ pub fn parse_file(path: &Path) -> Result<Map, Vec<ConfError>> {
     parse_str(&text, path)
 }
 
-struct Parser {
+struct Parser<'e> {
     /// Maps under construction, innermost last; `$VAR` lookups walk it from the top.
     stack: Vec<Map>,
     errors: Vec<ConfError>,
     depth: usize,
+    env: Option<&'e HashMap<String, String>>,
 }
 
 /// Where a body is being parsed: the top level of a file, or inside `{ }`.
@@ -56,7 +81,7 @@ enum BodyKind {
     Map,
 }
 
-impl Parser {
+impl Parser<'_> {
     fn parse_text(&mut self, text: &str, file: &Path) {
         let name: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
         let mut sc = Scanner::new(text, name);
@@ -264,8 +289,12 @@ impl Parser {
                 return Ok(v);
             }
         }
-        if let Ok(env) = std::env::var(name) {
-            return Ok(self.env_value(name, &env, pos));
+        let from_env = match self.env {
+            Some(m) => m.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        if let Some(text) = from_env {
+            return Ok(self.env_value(name, &text, pos));
         }
         Err(ConfError::at(
             pos,
