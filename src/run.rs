@@ -65,6 +65,17 @@ pub fn write_ports_file(
 pub async fn run(config: Config, reload: Reloader) -> i32 {
     let pid_file = config.logging.pid_file.clone();
     let ports_dir = config.logging.ports_file_dir.clone();
+    // Handlers go in before "Server is ready": a harness may signal right after it.
+    let signals = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined2()),
+    );
+    let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut usr2)) = signals else {
+        crate::logging::fatal("could not install signal handlers");
+        return 1;
+    };
     let handle = match Server::start(config).await {
         Ok(h) => h,
         Err(e) => {
@@ -96,16 +107,6 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
         }
     }
 
-    let signals = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-        signal(SignalKind::user_defined2()),
-    );
-    let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut usr2)) = signals else {
-        crate::logging::fatal("could not install signal handlers");
-        return 1;
-    };
     loop {
         tokio::select! {
             _ = handle.wait() => break,
