@@ -187,9 +187,7 @@ impl Default for Config {
 impl Config {
     /// Effective auth timeout (nats-server: 2 s without TLS).
     pub fn auth_timeout(&self) -> Duration {
-        self.authorization
-            .timeout
-            .unwrap_or(defaults::AUTH_TIMEOUT)
+        self.authorization.timeout.unwrap_or(defaults::AUTH_TIMEOUT)
     }
 
     /// A config for tests and embedding: loopback, random port, everything else default.

@@ -1,1 +1,0 @@
-//! Sublist (stub until written).
