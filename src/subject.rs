@@ -6,7 +6,7 @@
 //! plain literal tokens. The rules mirror nats-server's `sublist.go` (see
 //! `docs/nats-reference.md` §2.1).
 //!
-//! Pure and allocation-free: no locks, no I/O, no runtime. [`matches`] is deliberately
+//! Pure and allocation-free: no locks, no I/O, no runtime. [`matches()`] is deliberately
 //! the obvious token walk; it is the oracle the sublist trie is tested and fuzzed against,
 //! so keep it simple rather than fast.
 //!
