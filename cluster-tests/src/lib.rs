@@ -1,1 +1,3 @@
 //! Test harness for tern.
+
+pub mod bench;
