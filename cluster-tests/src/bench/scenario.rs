@@ -65,12 +65,12 @@ impl Scenario {
     /// sized for a few seconds per run on a 2-core box.
     pub fn default_count(self) -> u64 {
         match self {
-            Scenario::Pub16 => 10_000_000,
-            Scenario::PubSub16 => 4_000_000,
-            Scenario::PubSub1k => 1_000_000,
-            Scenario::Fanout4 => 1_500_000,
-            Scenario::Queue4 => 3_000_000,
-            Scenario::ReqRep => 50_000,
+            Scenario::Pub16 => 20_000_000,
+            Scenario::PubSub16 => 8_000_000,
+            Scenario::PubSub1k => 3_000_000,
+            Scenario::Fanout4 => 3_000_000,
+            Scenario::Queue4 => 6_000_000,
+            Scenario::ReqRep => 100_000,
         }
     }
 

@@ -49,13 +49,21 @@
 //!   server and load generator. `--runtime thread` (default) runs each client
 //!   on its own OS thread with a `current_thread` runtime; `--runtime shared`
 //!   puts all clients on one multi-thread runtime (`--workers`, default 2).
-//!   Thread-per-client was measured to be the less noisy of the two (see
-//!   docs/benchmarks.md / the commit message); the load generator's own CPU
-//!   per million messages is printed per run to show how much it costs.
-//! * **Bounds.** Every run is bounded by message count (defaults sized for a
-//!   few seconds; `--scale` multiplies them) and optionally `--duration`
-//!   (publish for at most that long), and hard-limited by `--timeout`. All
-//!   traffic is on 127.0.0.1.
+//!   Measured nats-vs-nats with 5 runs each, neither mode was clearly
+//!   quieter; `shared --workers 2` had the widest spread on `queue4`
+//!   (1.15–2.34 M/s vs 2.23–2.56 M/s thread-per-client), so thread-per-client
+//!   is the default. The load generator's own CPU per million messages is
+//!   printed per run (≈ 10 % of the server's for pub/sub, ~0 for pub16).
+//! * **Bounds.** Every run is bounded by message count (defaults sized for
+//!   ~2–3 s on nats-server on a 2-core box; `--scale` multiplies them), by
+//!   `--duration` (publish for at most that long, default 10 s, so a slow
+//!   server cannot make the bench crawl; rates are per-message so unequal
+//!   counts are fine) and hard-limited by `--timeout`. All traffic is on
+//!   127.0.0.1.
+//! * **Noise.** Each run also reports how many cores were busy *outside*
+//!   the server and the bench (from `/proc/stat`) and flags the run `NOISY`
+//!   above 0.25 cores: on a shared 2-core machine other processes are the
+//!   biggest error source, so compare only quiet runs.
 //!
 //! If the tern binary does not exist the bench says so and runs nats-server
 //! alone.
@@ -98,9 +106,10 @@ struct Args {
     /// Runs per side per scenario (alternating); medians are reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Publish for at most this many seconds per run (counts still cap it).
-    #[arg(long)]
-    duration: Option<f64>,
+    /// Publish for at most this many seconds per run (counts still cap it;
+    /// 0 = no time cap).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
     /// Multiply the default message counts.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
@@ -213,7 +222,7 @@ fn main() -> Result<()> {
     };
     let params = RunParams {
         scale: args.scale,
-        duration: args.duration.map(Duration::from_secs_f64),
+        duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),
         timeout: Duration::from_secs_f64(args.timeout),
         mode,
     };
@@ -226,7 +235,7 @@ fn main() -> Result<()> {
         println!("tern: {}", t.program.display());
     }
     println!(
-        "runs: {} per side, alternating; scale {}; duration {:?}; runtime {:?}",
+        "runs: {} per side, alternating; scale {}; duration cap {}s; runtime {:?}",
         args.runs, args.scale, args.duration, mode
     );
 
