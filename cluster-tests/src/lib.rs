@@ -1,5 +1,7 @@
-//! Test harness for tern: in-process servers and state-based waiting (`harness`), and
-//! differential conversations against the real nats-server (`diff`).
+//! Test harness for tern: in-process servers and state-based waiting (`harness`),
+//! differential conversations against the real nats-server (`diff`), and the
+//! side-by-side load generator behind `tern-bench` (`bench`).
 
+pub mod bench;
 pub mod diff;
 pub mod harness;
