@@ -113,6 +113,12 @@ impl ServerShared {
     /// Installs a reloaded configuration (the caller has validated it and kept the
     /// settings that cannot change at run time).
     pub fn set_config(&self, c: Config) {
+        {
+            let mut info = self.info.write();
+            info.max_payload = c.max_payload;
+            info.auth_required = c.authorization.required();
+            info.headers = !c.no_header_support;
+        }
         *self.config.write() = Arc::new(c);
         self.config_generation.fetch_add(1, Ordering::AcqRel);
     }

@@ -262,3 +262,26 @@ async fn connz_reports_client_name_and_counters() {
     assert_eq!(c["in_bytes"], 5);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn unanswered_pings_close_a_stale_connection() {
+    let mut cfg = local_config();
+    cfg.ping_interval = Duration::from_millis(100);
+    cfg.ping_max = 2;
+    let server = start(cfg).await;
+    // No CONNECT: the ping timer runs at ping_interval from accept.
+    let (mut raw, _info) = RawConn::connect(server.client_addr()).await;
+    assert_eq!(raw.read_line().await, "PING");
+    assert_eq!(raw.read_line().await, "PING");
+    assert_eq!(raw.read_line().await, "-ERR 'Stale Connection'");
+    assert_eq!(raw.read_line().await, "", "closed after the error");
+    let maddr = server.monitor_addr().unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "stale connection counted",
+        || async move { monitor_json(maddr, "/varz").await["stale_connections"] == 1 },
+    )
+    .await;
+    drop(raw);
+    server.shutdown().await;
+}
