@@ -39,6 +39,17 @@ pub fn check(auth: &Authorization, c: &ConnectInfo) -> bool {
     true
 }
 
+/// Route authorization (`cluster { authorization { user password } }`).
+pub fn check_route(auth: &Authorization, user: Option<&str>, pass: Option<&str>) -> bool {
+    match (&auth.user, user) {
+        (Some(want), Some(got)) => {
+            ct_eq(want, got) && ct_eq(auth.password.as_deref().unwrap_or(""), pass.unwrap_or(""))
+        }
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::conn::outbound::Outbound;
-use crate::dispatch::{self, MatchCache, Msg, Pcd, Publisher, Rng};
+use crate::dispatch::{self, MatchCache, Msg, Origin, Pcd, Rng};
 use crate::error::CloseReason;
 use crate::protocol::encode;
 use crate::protocol::info::ConnectInfo;
@@ -37,6 +37,31 @@ pub struct Subscription {
     pub max: AtomicU64,
     /// Messages delivered so far (/connz subs=detail `msgs`; the limit check).
     pub delivered: AtomicU64,
+    /// Queue weight: 1 for a local member; for remote interest (`RS+ ... <queue> <n>`)
+    /// the number of members the peer has, used in cluster-wide queue selection.
+    pub weight: AtomicU32,
+}
+
+impl Subscription {
+    /// A fresh subscription of `client` (weight 1, no limit).
+    pub fn new(client: Arc<Client>, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Self {
+        Subscription {
+            client,
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            sid: sid.into(),
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            weight: AtomicU32::new(1),
+        }
+    }
+}
+
+/// What is on the other end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    Client,
+    Route,
 }
 
 /// Sublist handle with pointer identity, so removing one subscription never removes
@@ -65,6 +90,7 @@ pub struct ConnMeta {
 #[derive(Debug)]
 pub struct Client {
     pub cid: u64,
+    pub kind: ConnKind,
     pub addr: SocketAddr,
     pub start: SystemTime,
     pub out: Outbound,
@@ -78,12 +104,21 @@ pub struct Client {
     /// sid -> subscription.
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
     pub meta: Mutex<ConnMeta>,
+    /// Set once a protocol-1 client has had its first PONG: from then on it may be
+    /// sent async INFO (cluster URL changes, lame duck).
+    pub async_info: AtomicBool,
 }
 
 impl Client {
     pub fn new(cid: u64, addr: SocketAddr, max_pending: usize) -> Self {
+        Self::with_kind(cid, addr, max_pending, ConnKind::Client)
+    }
+
+    pub fn with_kind(cid: u64, addr: SocketAddr, max_pending: usize, kind: ConnKind) -> Self {
         Client {
             cid,
+            kind,
+            async_info: AtomicBool::new(false),
             addr,
             start: SystemTime::now(),
             out: Outbound::new(max_pending),
@@ -106,6 +141,11 @@ impl Client {
         } else {
             false
         }
+    }
+
+    /// Resolves when someone else decided this connection must close.
+    pub async fn wait_killed(&self) {
+        self.kill.notified().await
     }
 
     pub fn close_reason(&self) -> Option<CloseReason> {
@@ -146,9 +186,15 @@ impl Client {
             }
         };
         if let Some(s) = removed {
-            let _ = server
+            if server
                 .sublist
-                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()));
+                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
+                .is_ok()
+            {
+                server
+                    .routes
+                    .local_interest_removed(&s.subject, s.queue.as_deref());
+            }
         }
     }
 }
@@ -274,9 +320,15 @@ async fn finish(
 
     let subs: Vec<Arc<Subscription>> = client.subs.lock().drain().map(|(_, s)| s).collect();
     for s in &subs {
-        let _ = server
+        if server
             .sublist
-            .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()));
+            .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
+            .is_ok()
+        {
+            server
+                .routes
+                .local_interest_removed(&s.subject, s.queue.as_deref());
+        }
     }
     server.clients.remove(&client.cid);
 
@@ -611,14 +663,7 @@ impl Conn {
                 self.pcd.add(&self.client);
                 return;
             } else {
-                let s = Arc::new(Subscription {
-                    client: self.client.clone(),
-                    subject: subject.into(),
-                    queue: queue.map(Into::into),
-                    sid: sid.into(),
-                    max: AtomicU64::new(0),
-                    delivered: AtomicU64::new(0),
-                });
+                let s = Arc::new(Subscription::new(self.client.clone(), subject, queue, sid));
                 subs.insert(sid.into(), s.clone());
                 Some(s)
             }
@@ -635,6 +680,7 @@ impl Conn {
                 self.pcd.add(&self.client);
                 return;
             }
+            self.server.routes.local_interest_added(subject, queue);
         }
         self.ok();
     }
@@ -652,10 +698,16 @@ impl Conn {
             }
         };
         if let Some(s) = removed {
-            let _ = self
+            if self
                 .server
                 .sublist
-                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()));
+                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
+                .is_ok()
+            {
+                self.server
+                    .routes
+                    .local_interest_removed(&s.subject, s.queue.as_deref());
+            }
         }
         self.ok();
     }
@@ -686,18 +738,12 @@ impl Conn {
             hdr_len,
             payload,
         };
-        let publisher = Publisher {
+        let origin = Origin::Client {
             cid: self.client.cid,
             echo: self.opts.echo,
         };
-        let delivered = dispatch::deliver_local(
-            server,
-            &result,
-            &msg,
-            &publisher,
-            &mut self.rng,
-            &mut self.pcd,
-        );
+        let delivered =
+            dispatch::deliver(server, &result, &msg, &origin, &mut self.rng, &mut self.pcd);
         if delivered == 0 && self.opts.no_responders {
             if let Some(reply) = reply {
                 dispatch::send_no_responders(server, &self.client, subject, reply, &mut self.pcd);

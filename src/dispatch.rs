@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::client::{Client, SubRef, Subscription};
+use smallvec::SmallVec;
+
+use crate::client::{Client, ConnKind, SubRef, Subscription};
 use crate::protocol::encode;
 use crate::server::ServerShared;
 use crate::sublist::SublistResult;
@@ -55,10 +57,17 @@ pub struct Msg<'a> {
     pub payload: &'a [u8],
 }
 
-/// Who published, for echo suppression.
-pub struct Publisher {
-    pub cid: u64,
-    pub echo: bool,
+/// Where a message came from: a local client (echo suppression applies, routes get
+/// one RMSG each) or a route (local delivery only, queue groups as listed).
+pub enum Origin<'a> {
+    Client {
+        cid: u64,
+        echo: bool,
+    },
+    /// `queues` is the RMSG queue list: the groups this node must serve.
+    Route {
+        queues: &'a [u8],
+    },
 }
 
 /// Small per-connection cache of match results, valid while the sublist generation is
@@ -132,41 +141,160 @@ impl Rng {
     }
 }
 
-/// Delivers `msg` to the local subscriptions in `result`; returns how many got it.
-pub fn deliver_local(
+/// One RMSG to send: the route and the queue groups it must serve.
+type RouteTarget<'r> = (&'r Arc<Client>, SmallVec<[&'r [u8]; 4]>);
+
+/// Delivers `msg` to the subscriptions in `result`: MSG to local clients and, for a
+/// client's message, one RMSG per route with interest. Returns how many local
+/// subscriptions or routes took it.
+pub fn deliver(
     server: &ServerShared,
     result: &SublistResult<SubRef>,
     msg: &Msg<'_>,
-    publisher: &Publisher,
+    origin: &Origin<'_>,
     rng: &mut Rng,
     pcd: &mut Pcd,
 ) -> usize {
     let mut delivered = 0;
+    let (from_route, skip_cid, queue_filter) = match origin {
+        Origin::Client { cid, echo } => (false, if *echo { None } else { Some(*cid) }, None),
+        Origin::Route { queues } => (true, None, Some(*queues)),
+    };
+    let mut routes: SmallVec<[RouteTarget<'_>; 4]> = SmallVec::new();
     for sub in &result.psubs {
-        if !publisher.echo && sub.0.client.cid == publisher.cid {
+        let s = &sub.0;
+        if s.client.kind == ConnKind::Route {
+            // One hop: what came from a route never goes to another route.
+            if !from_route && !routes.iter().any(|(c, _)| Arc::ptr_eq(c, &s.client)) {
+                routes.push((&s.client, SmallVec::new()));
+            }
             continue;
         }
-        if deliver_to(server, &sub.0, msg, pcd) {
+        if skip_cid == Some(s.client.cid) {
+            continue;
+        }
+        if deliver_to(server, s, msg, pcd) {
             delivered += 1;
         }
     }
     for group in &result.qsubs {
-        if group.is_empty() {
-            continue;
-        }
-        let start = rng.below(group.len());
-        for i in 0..group.len() {
-            let sub = &group[(start + i) % group.len()].0;
-            if !publisher.echo && sub.client.cid == publisher.cid {
+        let Some(first) = group.first() else { continue };
+        let name: &[u8] = first.0.queue.as_deref().unwrap_or_default();
+        if let Some(list) = queue_filter {
+            // From a route: serve only the groups it listed, with a local member.
+            if !list.split(|b| *b == b' ').any(|q| q == name) {
                 continue;
             }
-            if deliver_to(server, sub, msg, pcd) {
+            if pick_local(server, group, None, msg, rng, pcd) {
                 delivered += 1;
+            }
+            continue;
+        }
+        // From a client: one member cluster-wide, remote nodes weighted by their count.
+        let total: u64 = group.iter().map(|s| weight(&s.0)).sum();
+        if total == 0 {
+            continue;
+        }
+        let mut r = rng.below(total as usize) as u64;
+        let mut winner = &group[0].0;
+        for s in group {
+            let w = weight(&s.0);
+            if r < w {
+                winner = &s.0;
                 break;
             }
+            r -= w;
+        }
+        if winner.client.kind == ConnKind::Route {
+            match routes
+                .iter_mut()
+                .find(|(c, _)| Arc::ptr_eq(c, &winner.client))
+            {
+                Some((_, qs)) => qs.push(name),
+                None => routes.push((&winner.client, smallvec::smallvec![name])),
+            }
+            continue;
+        }
+        if pick_local(server, group, skip_cid, msg, rng, pcd) {
+            delivered += 1;
+        }
+    }
+    for (route, queues) in &routes {
+        if forward_to_route(server, route, msg, queues, pcd) {
+            delivered += 1;
         }
     }
     delivered
+}
+
+#[inline]
+fn weight(s: &Subscription) -> u64 {
+    u64::from(s.weight.load(Ordering::Relaxed))
+}
+
+/// Delivers to one local member of `group`, starting at a random one and moving on
+/// past members that cannot take it (echo, limit reached, closing).
+fn pick_local(
+    server: &ServerShared,
+    group: &[SubRef],
+    skip_cid: Option<u64>,
+    msg: &Msg<'_>,
+    rng: &mut Rng,
+    pcd: &mut Pcd,
+) -> bool {
+    let start = rng.below(group.len());
+    for i in 0..group.len() {
+        let sub = &group[(start + i) % group.len()].0;
+        if sub.client.kind == ConnKind::Route || skip_cid == Some(sub.client.cid) {
+            continue;
+        }
+        if deliver_to(server, sub, msg, pcd) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Writes one RMSG/HMSG into a route's buffer. A route that cannot keep up is closed
+/// (and logged) rather than blocking every publisher.
+fn forward_to_route(
+    server: &ServerShared,
+    route: &Arc<Client>,
+    msg: &Msg<'_>,
+    queues: &[&[u8]],
+    pcd: &mut Pcd,
+) -> bool {
+    let (hdr_len, payload) = match msg.hdr_len {
+        Some(h) if !route.headers.load(Ordering::Relaxed) => (None, &msg.payload[h..]),
+        other => (other, msg.payload),
+    };
+    let len = 64
+        + msg.subject.len()
+        + msg.reply.map_or(0, <[u8]>::len)
+        + queues.iter().map(|q| q.len() + 1).sum::<usize>()
+        + payload.len();
+    let res = route.out.push_msg(len, payload.len(), |out| {
+        encode::write_rmsg(
+            out,
+            crate::route::GLOBAL_ACCOUNT,
+            msg.subject,
+            msg.reply,
+            queues,
+            hdr_len,
+            payload,
+        )
+    });
+    if res.is_err() {
+        tracing::error!(
+            "{} - rid:{} - Slow Consumer Detected: route pending bytes exceeded, closing route",
+            route.addr,
+            route.cid
+        );
+        route.slow_consumer(server);
+        return false;
+    }
+    pcd.add(route);
+    true
 }
 
 /// Writes one MSG/HMSG for `sub`. Returns false if the subscription could not take it

@@ -22,6 +22,10 @@ pub enum CloseReason {
     MaxControlLineExceeded,
     NoRespondersRequiresHeaders,
     ServerShutdown,
+    DuplicateRoute,
+    RouteRemoved,
+    ClusterNameConflict,
+    DuplicateServerName,
 }
 
 impl CloseReason {
@@ -43,6 +47,10 @@ impl CloseReason {
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::DuplicateRoute => "Duplicate Route",
+            CloseReason::RouteRemoved => "Route Removed",
+            CloseReason::ClusterNameConflict => "Cluster Name Conflict",
+            CloseReason::DuplicateServerName => "Duplicate Server Name",
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod logging;
 pub mod monitor;
 pub mod protocol;
+pub mod route;
 pub mod run;
 pub mod server;
 pub mod subject;

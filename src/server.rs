@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use dashmap::DashMap;
@@ -19,6 +19,7 @@ use crate::client::{self, Client, SubRef};
 use crate::config::{defaults, Config};
 use crate::error::{CloseReason, StartError};
 use crate::protocol::info::ServerInfo;
+use crate::route::RouteState;
 use crate::sublist::Sublist;
 
 /// The nats-server version tern speaks the protocol of. Clients gate features on the
@@ -99,6 +100,12 @@ pub struct ServerShared {
     lame_duck: AtomicBool,
     shutdown: watch::Sender<bool>,
     pub http_requests: DashMap<String, u64>,
+    /// Routes, local interest counts and the cluster name.
+    pub routes: RouteState,
+    /// This server's own client URLs (`host:port`), advertised in connect_urls.
+    pub own_client_urls: Vec<String>,
+    /// The bound cluster listen address, once listening.
+    pub cluster_addr: OnceLock<SocketAddr>,
 }
 
 impl ServerShared {
@@ -141,6 +148,77 @@ impl ServerShared {
         info.client_id = cid;
         info.client_ip = addr.ip().to_string();
         info.to_line()
+    }
+
+    /// The INFO sent on a route connection (no pooling, no compression: nats-server
+    /// then treats us as a single-connection route peer carrying all accounts).
+    pub fn route_info_line(&self) -> Vec<u8> {
+        let cfg = self.config();
+        let base = self.info();
+        let (host, port) = match (&cfg.cluster.advertise, self.cluster_addr.get()) {
+            (Some(adv), _) => match adv.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().unwrap_or(0)),
+                None => (adv.clone(), self.cluster_addr.get().map_or(0, |a| a.port())),
+            },
+            (None, Some(a)) => (
+                cfg.cluster
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| a.ip().to_string()),
+                a.port(),
+            ),
+            (None, None) => (String::new(), 0),
+        };
+        let info = ServerInfo {
+            server_id: self.server_id.clone(),
+            server_name: self.server_name.clone(),
+            version: base.version,
+            proto: 1,
+            go: base.go,
+            host,
+            port,
+            headers: true,
+            auth_required: cfg.cluster.authorization.required(),
+            max_payload: cfg.max_payload,
+            cluster: self.routes.cluster_name(),
+            cluster_dynamic: self.routes.name_is_dynamic(),
+            connect_urls: self.own_client_urls.clone(),
+            ldm: self.is_lame_duck(),
+            ..Default::default()
+        };
+        info.to_line()
+    }
+
+    /// Routes came or went (or a peer entered lame duck): recompute connect_urls and
+    /// tell protocol-1 clients with an async INFO, as nats-server does.
+    pub fn cluster_urls_changed(&self) {
+        let cfg = self.config();
+        let mut urls = self.own_client_urls.clone();
+        if !cfg.cluster.no_advertise {
+            for u in self.routes.peer_client_urls() {
+                if !urls.contains(&u) {
+                    urls.push(u);
+                }
+            }
+        }
+        let info = {
+            let mut info = self.info.write();
+            if info.connect_urls == urls {
+                return;
+            }
+            info.connect_urls = urls;
+            info.cluster = self.routes.cluster_name();
+            info.clone()
+        };
+        for c in self.clients.iter() {
+            if c.async_info.load(Ordering::Acquire) {
+                let mut i = info.clone();
+                i.client_id = c.cid;
+                i.client_ip = c.addr.ip().to_string();
+                c.out.push(&i.to_line());
+                c.out.kick();
+            }
+        }
     }
 
     /// The async INFO sent after the first PONG to a protocol-1 client.
@@ -198,6 +276,12 @@ impl ServerShared {
             info.clone()
         };
         let clients: Vec<Arc<Client>> = self.clients.iter().map(|c| c.value().clone()).collect();
+        // Peers drop our client URLs from what they advertise.
+        let route_info = self.route_info_line();
+        for r in self.routes.routes() {
+            r.conn.out.push(&route_info);
+            r.conn.out.kick();
+        }
         for c in &clients {
             let mut i = line.clone();
             i.client_id = c.cid;
@@ -305,6 +389,8 @@ impl Server {
         let client_addr = listener.local_addr()?;
 
         let (shutdown, _) = watch::channel(false);
+        let own_client_urls = own_client_urls(&config, client_addr.port());
+        let routes = RouteState::new(config.cluster.enabled(), config.cluster.name.clone());
         let info = ServerInfo {
             server_id: server_id.clone(),
             server_name: server_name.clone(),
@@ -316,6 +402,16 @@ impl Server {
             headers: !config.no_header_support,
             auth_required: config.authorization.required(),
             max_payload: config.max_payload,
+            cluster: if routes.enabled() {
+                routes.cluster_name()
+            } else {
+                String::new()
+            },
+            connect_urls: if routes.enabled() {
+                own_client_urls.clone()
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         };
         let shared = Arc::new(ServerShared {
@@ -333,6 +429,9 @@ impl Server {
             http_requests: DashMap::new(),
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),
+            routes,
+            own_client_urls,
+            cluster_addr: OnceLock::new(),
         });
 
         let mut tasks = Vec::new();
@@ -356,6 +455,25 @@ impl Server {
             fmt_host_port(&shared.config().host, client_addr.port())
         );
         let _ = addr;
+        let cfg = shared.config();
+        if cfg.cluster.enabled() {
+            let chost = cfg.cluster.host.clone().unwrap_or_else(|| cfg.host.clone());
+            let cport = cfg.cluster.port.unwrap_or(0);
+            let cport = if cport < 0 { 0 } else { cport as u16 };
+            let cl = bind(&chost, cport).await?;
+            let caddr = cl.local_addr()?;
+            let _ = shared.cluster_addr.set(caddr);
+            tracing::info!("Cluster name is {}", shared.routes.cluster_name());
+            tracing::info!(
+                "Listening for route connections on {}",
+                fmt_host_port(&chost, caddr.port())
+            );
+            tasks.push(tokio::spawn(crate::route::dialer::accept_loop(
+                shared.clone(),
+                cl,
+            )));
+            crate::route::dialer::start_configured(&shared);
+        }
         tasks.push(tokio::spawn(accept_loop(shared.clone(), listener)));
         tracing::info!("Server is ready");
         Ok(ServerHandle {
@@ -365,6 +483,33 @@ impl Server {
             tasks,
         })
     }
+}
+
+/// The client URLs this server advertises: `client_advertise`, else every
+/// non-loopback interface for an unspecified host (as nats-server), else host:port.
+fn own_client_urls(config: &Config, port: u16) -> Vec<String> {
+    if let Some(adv) = &config.client_advertise {
+        return vec![if adv.contains(':') {
+            adv.clone()
+        } else {
+            format!("{adv}:{port}")
+        }];
+    }
+    let unspecified = config.host == "0.0.0.0" || config.host == "::" || config.host.is_empty();
+    if !unspecified {
+        return vec![fmt_host_port(&config.host, port)];
+    }
+    let mut urls: Vec<String> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.is_loopback())
+        .filter(|i| config.host != "0.0.0.0" || i.ip().is_ipv4())
+        .map(|i| fmt_host_port(&i.ip().to_string(), port))
+        .collect();
+    if urls.is_empty() {
+        urls.push(fmt_host_port("127.0.0.1", port));
+    }
+    urls
 }
 
 /// `host:port`, with brackets for IPv6 as Go's net.JoinHostPort writes it.

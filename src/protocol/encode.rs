@@ -83,6 +83,91 @@ pub fn write_no_responders(out: &mut Vec<u8>, reply: &[u8], sid: &[u8], subject:
     write_msg(out, reply, sid, None, Some(hdr.len()), &hdr);
 }
 
+/// `RMSG $G <subject> [reply] <#bytes>` / with a queue list
+/// `RMSG $G <subject> + <reply> <q1 q2> <#bytes>` or `| <q1 q2>`, or the HMSG forms;
+/// `queues` is the space-separated group list.
+#[inline]
+pub fn write_rmsg(
+    out: &mut Vec<u8>,
+    account: &[u8],
+    subject: &[u8],
+    reply: Option<&[u8]>,
+    queues: &[&[u8]],
+    hdr_len: Option<usize>,
+    payload: &[u8],
+) {
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(if hdr_len.is_some() {
+        b"HMSG "
+    } else {
+        b"RMSG "
+    });
+    out.extend_from_slice(account);
+    out.push(b' ');
+    out.extend_from_slice(subject);
+    out.push(b' ');
+    if queues.is_empty() {
+        if let Some(r) = reply {
+            out.extend_from_slice(r);
+            out.push(b' ');
+        }
+    } else {
+        match reply {
+            Some(r) => {
+                out.extend_from_slice(b"+ ");
+                out.extend_from_slice(r);
+                out.push(b' ');
+            }
+            None => out.extend_from_slice(b"| "),
+        }
+        for q in queues {
+            out.extend_from_slice(q);
+            out.push(b' ');
+        }
+    }
+    if let Some(h) = hdr_len {
+        out.extend_from_slice(num.format(h).as_bytes());
+        out.push(b' ');
+    }
+    out.extend_from_slice(num.format(payload.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `RS+ <account> <subject>[ <queue> <weight>]\r\n`
+pub fn write_rs_plus(
+    out: &mut Vec<u8>,
+    account: &[u8],
+    subject: &[u8],
+    queue: Option<(&[u8], u32)>,
+) {
+    out.extend_from_slice(b"RS+ ");
+    out.extend_from_slice(account);
+    out.push(b' ');
+    out.extend_from_slice(subject);
+    if let Some((q, w)) = queue {
+        out.push(b' ');
+        out.extend_from_slice(q);
+        out.push(b' ');
+        out.extend_from_slice(itoa::Buffer::new().format(w).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `RS- <account> <subject>[ <queue>]\r\n`
+pub fn write_rs_minus(out: &mut Vec<u8>, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
+    out.extend_from_slice(b"RS- ");
+    out.extend_from_slice(account);
+    out.push(b' ');
+    out.extend_from_slice(subject);
+    if let Some(q) = queue {
+        out.push(b' ');
+        out.extend_from_slice(q);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 pub const PING: &[u8] = b"PING\r\n";
 pub const PONG: &[u8] = b"PONG\r\n";
 pub const OK: &[u8] = b"+OK\r\n";
@@ -109,6 +194,39 @@ mod tests {
             b"NATS/1.0\r\n\r\nhi",
         );
         assert_eq!(out, b"HMSG foo 1 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+    }
+
+    #[test]
+    fn route_forms() {
+        let mut out = Vec::new();
+        write_rmsg(
+            &mut out,
+            b"$G",
+            b"q.x",
+            Some(b"r.0"),
+            &[b"grp", b"other"],
+            None,
+            b"0",
+        );
+        assert_eq!(out, b"RMSG $G q.x + r.0 grp other 1\r\n0\r\n");
+        out.clear();
+        write_rmsg(&mut out, b"$G", b"w", None, &[b"g"], None, b"0");
+        assert_eq!(out, b"RMSG $G w | g 1\r\n0\r\n");
+        out.clear();
+        write_rmsg(
+            &mut out,
+            b"$G",
+            b"foo",
+            None,
+            &[],
+            Some(12),
+            b"NATS/1.0\r\n\r\nhi",
+        );
+        assert_eq!(out, b"HMSG $G foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+        out.clear();
+        write_rs_plus(&mut out, b"$G", b"q.x", Some((b"grp", 2)));
+        write_rs_minus(&mut out, b"$G", b"foo", None);
+        assert_eq!(out, b"RS+ $G q.x grp 2\r\nRS- $G foo\r\n");
     }
 
     #[test]

@@ -16,6 +16,7 @@ fn is_zero(n: &u64) -> bool {
 /// The INFO a server sends. One template per server; per-connection fields
 /// (`client_id`, `client_ip`, `nonce`...) are filled in a copy.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ServerInfo {
     pub server_id: String,
     pub server_name: String,
@@ -48,6 +49,8 @@ pub struct ServerInfo {
     pub nonce: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cluster: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cluster_dynamic: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect_urls: Vec<String>,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -68,6 +71,31 @@ impl ServerInfo {
         out.extend_from_slice(b" \r\n");
         out
     }
+}
+
+/// CONNECT on a route (the soliciting side sends it first). `name` is the server_id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RouteConnect {
+    pub echo: bool,
+    pub verbose: bool,
+    pub pedantic: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass: Option<String>,
+    pub tls_required: bool,
+    pub headers: bool,
+    pub name: String,
+    pub cluster: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub cluster_dynamic: bool,
+    /// A client's CONNECT carries `lang`; on the route port that means a client
+    /// dialed the wrong port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 fn yes() -> bool {

@@ -7,8 +7,10 @@
 pub mod encode;
 pub mod info;
 pub mod parser;
+pub mod route_ops;
 
 pub use parser::{ParseError, Parser};
+pub use route_ops::{RouteOp, RouteParser};
 
 /// One operation read from a client connection. Slices borrow from the read buffer and
 /// are valid until the caller consumes the bytes the parser reported.

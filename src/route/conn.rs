@@ -1,0 +1,573 @@
+//! One route connection: handshake (INFO/CONNECT and their checks), interest
+//! (RS+/RS- into the sublist as this route's subscriptions), messages (RMSG/HMSG to
+//! local clients only), keepalive, and cleanup when the route goes away.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use super::{RegisterError, Route, GLOBAL_ACCOUNT};
+use crate::client::{Client, ConnKind, SubRef, Subscription};
+use crate::dispatch::{self, Msg, Origin, Pcd, Rng};
+use crate::error::CloseReason;
+use crate::protocol::encode;
+use crate::protocol::info::{RouteConnect, ServerInfo};
+use crate::protocol::{ParseError, ParserLimits, RouteOp, RouteParser};
+use crate::server::ServerShared;
+
+/// How we came to have this connection.
+#[derive(Debug, Clone)]
+pub enum Side {
+    Accepted,
+    /// We dialed `url`; `configured` if it is a seed route from the config.
+    Solicited {
+        url: String,
+        configured: bool,
+        user: Option<String>,
+        pass: Option<String>,
+    },
+}
+
+/// How a route connection ended, so the dialer knows whether to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteEnd {
+    /// The peer is ourselves: never dial this URL again.
+    ToSelf,
+    /// Anything else: a configured route is retried.
+    Closed(CloseReason),
+}
+
+struct RouteConn {
+    server: Arc<ServerShared>,
+    conn: Arc<Client>,
+    side: Side,
+    route: Option<Arc<Route>>,
+    connected: bool,
+    pings_out: u32,
+    rng: Rng,
+    pcd: Pcd,
+    in_msgs: u64,
+    in_bytes: u64,
+}
+
+struct End {
+    reason: CloseReason,
+    err: Option<String>,
+    to_self: bool,
+}
+
+impl End {
+    fn close(reason: CloseReason, err: Option<String>) -> Self {
+        End {
+            reason,
+            err,
+            to_self: false,
+        }
+    }
+}
+
+/// Serves one route connection until it closes.
+pub async fn serve(
+    server: Arc<ServerShared>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    side: Side,
+) -> RouteEnd {
+    let _ = stream.set_nodelay(true);
+    let cid = server.next_cid.fetch_add(1, Ordering::Relaxed);
+    let cfg = server.config();
+    // Routes carry every client's traffic: give them room before "slow consumer".
+    let max_pending = (cfg.max_pending as usize).max(64 * 1024 * 1024) * 4;
+    let conn = Arc::new(Client::with_kind(cid, addr, max_pending, ConnKind::Route));
+    let (mut rd, wr) = stream.into_split();
+    let writer = {
+        let conn = conn.clone();
+        let deadline = cfg.write_deadline;
+        tokio::spawn(async move { conn.out.write_loop(wr, deadline).await })
+    };
+    match &side {
+        Side::Accepted => conn.out.push(&server.route_info_line()),
+        Side::Solicited { user, pass, .. } => {
+            let c = RouteConnect {
+                echo: true,
+                verbose: false,
+                pedantic: false,
+                user: user.clone(),
+                pass: pass.clone(),
+                tls_required: false,
+                headers: true,
+                name: server.server_id.clone(),
+                cluster: server.routes.cluster_name(),
+                cluster_dynamic: server.routes.name_is_dynamic(),
+                lang: None,
+                gateway: None,
+            };
+            let mut line = b"CONNECT ".to_vec();
+            line.extend_from_slice(&serde_json::to_vec(&c).unwrap_or_default());
+            line.extend_from_slice(b"\r\n");
+            conn.out.push(&line);
+            conn.out.push(&server.route_info_line());
+        }
+    }
+    conn.out.kick();
+    tracing::debug!("{addr} - rid:{cid} - Route connection created");
+
+    let mut rc = RouteConn {
+        rng: Rng::new(cid ^ 0xA5A5_5A5A),
+        server: server.clone(),
+        conn: conn.clone(),
+        side,
+        route: None,
+        connected: false,
+        pings_out: 0,
+        pcd: Pcd::default(),
+        in_msgs: 0,
+        in_bytes: 0,
+    };
+    let end = rc.read_loop(&mut rd).await;
+    rc.finish(end, writer).await
+}
+
+impl RouteConn {
+    async fn read_loop(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf) -> End {
+        let server = self.server.clone();
+        let cfg = server.config();
+        let mut shutdown = server.shutdown_rx();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut parser = RouteParser::new();
+        // nats-server: routes get 16x the client control line and no payload limit.
+        let limits = ParserLimits {
+            max_control_line: (cfg.max_control_line.max(0) as usize) * 16,
+            max_payload: None,
+        };
+        let ping_interval = cfg
+            .cluster
+            .ping_interval
+            .unwrap_or(cfg.ping_interval)
+            .min(Duration::from_secs(30));
+        let ping_max = cfg.cluster.ping_max.unwrap_or(cfg.ping_max);
+        let ping = tokio::time::sleep(Duration::from_secs(1));
+        tokio::pin!(ping);
+        let auth_deadline = tokio::time::sleep(
+            cfg.cluster
+                .authorization
+                .timeout
+                .unwrap_or(crate::config::defaults::AUTH_TIMEOUT)
+                .max(Duration::from_secs(2)),
+        );
+        tokio::pin!(auth_deadline);
+        loop {
+            if buf.capacity() - buf.len() < 16 * 1024 {
+                buf.reserve(64 * 1024);
+            }
+            tokio::select! {
+                biased;
+                _ = self.conn.wait_killed() => {
+                    return End::close(self.conn.close_reason().unwrap_or(CloseReason::ServerShutdown), None);
+                }
+                _ = shutdown.changed() => return End::close(CloseReason::ServerShutdown, None),
+                r = rd.read_buf(&mut buf) => {
+                    match r {
+                        Ok(0) => return End::close(CloseReason::ClientClosed, None),
+                        Err(_) => return End::close(CloseReason::ReadError, None),
+                        Ok(_) => {}
+                    }
+                    let mut off = 0;
+                    let res = loop {
+                        match parser.parse(&buf[off..], &limits) {
+                            Ok(Some((op, n))) => {
+                                if let Err(e) = self.process(op) {
+                                    break Err(e);
+                                }
+                                off += n;
+                            }
+                            Ok(None) => break Ok(()),
+                            Err(e) => break Err(parse_end(e)),
+                        }
+                    };
+                    buf.advance(off);
+                    self.pcd.flush();
+                    self.conn.in_msgs.store(self.in_msgs, Ordering::Relaxed);
+                    self.conn.in_bytes.store(self.in_bytes, Ordering::Relaxed);
+                    if let Err(end) = res {
+                        return end;
+                    }
+                }
+                _ = &mut auth_deadline, if !self.connected => {
+                    return End::close(CloseReason::AuthenticationTimeout, Some("Authentication Timeout".into()));
+                }
+                _ = &mut ping => {
+                    if self.pings_out + 1 > ping_max {
+                        tracing::error!("{} - rid:{} - Stale Route Connection - Closing", self.conn.addr, self.conn.cid);
+                        return End::close(CloseReason::StaleConnection, Some("Stale Connection".into()));
+                    }
+                    self.pings_out += 1;
+                    self.conn.out.push(encode::PING);
+                    self.conn.out.kick();
+                    ping.as_mut().reset(tokio::time::Instant::now() + ping_interval);
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, op: RouteOp<'_>) -> Result<(), End> {
+        match op {
+            RouteOp::Info(json) => self.process_info(json),
+            RouteOp::Connect(json) => self.process_connect(json),
+            RouteOp::Ping => {
+                self.conn.out.push(encode::PONG);
+                self.pcd.add(&self.conn);
+                Ok(())
+            }
+            RouteOp::Pong => {
+                self.pings_out = 0;
+                Ok(())
+            }
+            RouteOp::Ok | RouteOp::Ignored => Ok(()),
+            RouteOp::Err(text) => {
+                tracing::error!(
+                    "{} - rid:{} - Route Error {}",
+                    self.conn.addr,
+                    self.conn.cid,
+                    String::from_utf8_lossy(text)
+                );
+                Err(End::close(CloseReason::ClientClosed, None))
+            }
+            RouteOp::Sub {
+                account,
+                subject,
+                queue,
+                weight,
+            } => {
+                self.require_registered()?;
+                if account == GLOBAL_ACCOUNT {
+                    self.remote_sub(subject, queue, weight.max(1));
+                }
+                Ok(())
+            }
+            RouteOp::Unsub {
+                account,
+                subject,
+                queue,
+            } => {
+                self.require_registered()?;
+                if account == GLOBAL_ACCOUNT {
+                    self.remote_unsub(subject, queue);
+                }
+                Ok(())
+            }
+            RouteOp::Msg {
+                account,
+                subject,
+                reply,
+                queues,
+                hdr_len,
+                payload,
+            } => {
+                self.require_registered()?;
+                self.in_msgs += 1;
+                self.in_bytes += payload.len() as u64;
+                if account != GLOBAL_ACCOUNT {
+                    return Ok(());
+                }
+                let server = &*self.server;
+                let result = server.sublist.match_subject(subject);
+                let msg = Msg {
+                    subject,
+                    reply,
+                    hdr_len,
+                    payload,
+                };
+                dispatch::deliver(
+                    server,
+                    &result,
+                    &msg,
+                    &Origin::Route { queues },
+                    &mut self.rng,
+                    &mut self.pcd,
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn require_registered(&self) -> Result<(), End> {
+        if self.route.is_some() {
+            Ok(())
+        } else {
+            Err(End::close(CloseReason::ProtocolViolation, None))
+        }
+    }
+
+    /// `RS+`: add or re-weigh this route's subscription.
+    fn remote_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, weight: u32) {
+        let key = interest_key(subject, queue);
+        let mut subs = self.conn.subs.lock();
+        if let Some(existing) = subs.get(&key) {
+            existing.weight.store(weight, Ordering::Relaxed);
+            // Weight is read at delivery time; no sublist change needed.
+            return;
+        }
+        let sub = Arc::new(Subscription::new(self.conn.clone(), subject, queue, b""));
+        sub.weight.store(weight, Ordering::Relaxed);
+        if self
+            .server
+            .sublist
+            .insert(subject, queue, SubRef(sub.clone()))
+            .is_ok()
+        {
+            subs.insert(key, sub);
+        }
+    }
+
+    fn remote_unsub(&mut self, subject: &[u8], queue: Option<&[u8]>) {
+        let removed = self.conn.subs.lock().remove(&interest_key(subject, queue));
+        if let Some(s) = removed {
+            let _ = self
+                .server
+                .sublist
+                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()));
+        }
+    }
+
+    fn process_connect(&mut self, json: &[u8]) -> Result<(), End> {
+        let Ok(c) = serde_json::from_slice::<RouteConnect>(json) else {
+            return Err(End::close(CloseReason::ProtocolViolation, None));
+        };
+        if c.lang.as_deref().is_some_and(|l| !l.is_empty()) {
+            return Err(End::close(
+                CloseReason::ProtocolViolation,
+                Some("attempted to connect to route port".into()),
+            ));
+        }
+        if let Some(gw) = &c.gateway {
+            return Err(End::close(
+                CloseReason::ProtocolViolation,
+                Some(format!(
+                    "Rejecting connection from gateway \"{gw}\" on the Route port"
+                )),
+            ));
+        }
+        self.check_cluster_name(&c.cluster, c.cluster_dynamic)?;
+        let cfg = self.server.config();
+        let auth = &cfg.cluster.authorization;
+        if auth.required() && !crate::auth::check_route(auth, c.user.as_deref(), c.pass.as_deref())
+        {
+            tracing::error!(
+                "{} - rid:{} - authentication error",
+                self.conn.addr,
+                self.conn.cid
+            );
+            return Err(End::close(
+                CloseReason::AuthenticationViolation,
+                Some("Authorization Violation".into()),
+            ));
+        }
+        self.connected = true;
+        Ok(())
+    }
+
+    fn check_cluster_name(&self, theirs: &str, theirs_dynamic: bool) -> Result<(), End> {
+        let ours = self.server.routes.cluster_name();
+        if theirs.is_empty() || theirs == ours {
+            return Ok(());
+        }
+        if self.server.routes.name_is_dynamic() && !theirs_dynamic {
+            self.server.routes.adopt_name(theirs);
+            return Ok(());
+        }
+        if theirs_dynamic {
+            // They will adopt ours.
+            return Ok(());
+        }
+        tracing::error!(
+            "Rejecting connection, cluster name \"{theirs}\" does not match \"{ours}\""
+        );
+        Err(End::close(
+            CloseReason::ClusterNameConflict,
+            Some(format!(
+                "Rejecting connection, cluster name \"{theirs}\" does not match \"{ours}\""
+            )),
+        ))
+    }
+
+    fn process_info(&mut self, json: &[u8]) -> Result<(), End> {
+        let Ok(info) = serde_json::from_slice::<ServerInfo>(json) else {
+            return Err(End::close(CloseReason::ProtocolViolation, None));
+        };
+        if let Some(route) = &self.route {
+            if info.server_id != route.remote_id {
+                // Gossip about a third server: dial it if we do not know it yet.
+                if !info.ip.is_empty() {
+                    super::dialer::dial_implicit(&self.server, &info);
+                }
+                return Ok(());
+            }
+            let ldm_changed = {
+                let mut cur = route.info.lock();
+                let changed = cur.ldm != info.ldm || cur.connect_urls != info.connect_urls;
+                *cur = info;
+                changed
+            };
+            if ldm_changed {
+                self.server.cluster_urls_changed();
+            }
+            return Ok(());
+        }
+        if info.server_id == self.server.server_id {
+            tracing::debug!("Detected route to self, ignoring \"{}\"", self.conn.addr);
+            return Err(End {
+                reason: CloseReason::DuplicateRoute,
+                err: None,
+                to_self: true,
+            });
+        }
+        if info.server_name == self.server.server_name {
+            tracing::error!(
+                "Remote server has a duplicate name: \"{}\"",
+                info.server_name
+            );
+            return Err(End::close(CloseReason::DuplicateServerName, None));
+        }
+        if matches!(self.side, Side::Solicited { .. }) {
+            self.check_cluster_name(&info.cluster, info.cluster_dynamic)?;
+        } else if !self.connected {
+            // An INFO before CONNECT on an accepted connection: not a route.
+            return Err(End::close(CloseReason::ProtocolViolation, None));
+        }
+        let (solicited, configured) = match &self.side {
+            Side::Solicited { configured, .. } => (true, *configured),
+            Side::Accepted => (false, false),
+        };
+        let host = if info.host.is_empty() || info.host == "0.0.0.0" || info.host == "::" {
+            self.conn.addr.ip().to_string()
+        } else {
+            info.host.clone()
+        };
+        let url = format!(
+            "nats-route://{}/",
+            crate::server::fmt_host_port(&host, info.port)
+        );
+        self.conn.headers.store(info.headers, Ordering::Relaxed);
+        let route = Arc::new(Route {
+            conn: self.conn.clone(),
+            remote_id: info.server_id.clone(),
+            remote_name: info.server_name.clone(),
+            solicited,
+            configured,
+            info: parking_lot::Mutex::new(info.clone()),
+            url: url.clone(),
+        });
+        match self
+            .server
+            .routes
+            .register(route.clone(), &self.server.server_id)
+        {
+            Ok(()) => {}
+            Err(RegisterError::Duplicate) => {
+                return Err(End::close(CloseReason::DuplicateRoute, None));
+            }
+        }
+        self.connected = true;
+        self.route = Some(route);
+        tracing::info!(
+            "{} - rid:{} - Route connection to \"{}\" ({}) registered",
+            self.conn.addr,
+            self.conn.cid,
+            info.server_name,
+            info.server_id
+        );
+        // Tell the others about the new peer so they dial it (full mesh from one seed).
+        let mut gossip = info;
+        gossip.nonce.clear();
+        gossip.ip = url;
+        let mut line = b"INFO ".to_vec();
+        line.extend_from_slice(&serde_json::to_vec(&gossip).unwrap_or_default());
+        line.extend_from_slice(b"\r\n");
+        self.server.routes.send_to_others(&gossip.server_id, &line);
+        self.server.cluster_urls_changed();
+        Ok(())
+    }
+
+    async fn finish(
+        &mut self,
+        end: End,
+        writer: tokio::task::JoinHandle<Option<CloseReason>>,
+    ) -> RouteEnd {
+        if let Some(text) = &end.err {
+            let mut b = Vec::new();
+            encode::write_err(&mut b, text);
+            self.conn.out.push(&b);
+        }
+        self.conn.out.close(true);
+        if let Some(route) = self.route.take() {
+            let was_registered = self.server.routes.unregister(&route);
+            // Every remote subscription of this route goes at once.
+            let subs: Vec<Arc<Subscription>> =
+                self.conn.subs.lock().drain().map(|(_, s)| s).collect();
+            let refs: Vec<SubRef> = subs.iter().map(|s| SubRef(s.clone())).collect();
+            self.server.sublist.remove_batch(
+                subs.iter()
+                    .zip(&refs)
+                    .map(|(s, r)| (&s.subject[..], s.queue.as_deref(), r)),
+            );
+            if was_registered {
+                tracing::info!(
+                    "{} - rid:{} - Route connection to \"{}\" closed: {}",
+                    self.conn.addr,
+                    self.conn.cid,
+                    route.remote_name,
+                    end.reason
+                );
+                self.server.cluster_urls_changed();
+            }
+        }
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+        if end.to_self {
+            RouteEnd::ToSelf
+        } else {
+            RouteEnd::Closed(end.reason)
+        }
+    }
+}
+
+fn parse_end(e: ParseError) -> End {
+    match e {
+        ParseError::UnknownOp => End::close(
+            CloseReason::ParseError,
+            Some("Unknown Protocol Operation".into()),
+        ),
+        ParseError::MaxControlLine => End::close(
+            CloseReason::MaxControlLineExceeded,
+            Some("maximum control line exceeded".into()),
+        ),
+        ParseError::MaxPayload | ParseError::BadArgs => {
+            End::close(CloseReason::ProtocolViolation, None)
+        }
+    }
+}
+
+/// Key of a remote subscription in the route's map: `subject` or `subject queue`.
+fn interest_key(subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
+    match queue {
+        None => subject.into(),
+        Some(q) => {
+            let mut k = Vec::with_capacity(subject.len() + q.len() + 1);
+            k.extend_from_slice(subject);
+            k.push(b' ');
+            k.extend_from_slice(q);
+            k.into()
+        }
+    }
+}
