@@ -328,6 +328,11 @@ impl ServerHandle {
         self.monitor_addr
     }
 
+    /// The bound route listener, when clustering is configured.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.shared.cluster_addr.get().copied()
+    }
+
     /// Resolves when the server has shut down (signal, lame duck or `shutdown`).
     pub async fn wait(&self) {
         let mut rx = self.shared.shutdown_rx();

@@ -3,5 +3,6 @@
 //! side-by-side load generator behind `tern-bench` (`bench`).
 
 pub mod bench;
+pub mod cluster;
 pub mod diff;
 pub mod harness;

@@ -53,6 +53,7 @@ struct RouteConn {
     pcd: Pcd,
     in_msgs: u64,
     in_bytes: u64,
+    trace: bool,
 }
 
 struct End {
@@ -128,6 +129,7 @@ pub async fn serve(
         pcd: Pcd::default(),
         in_msgs: 0,
         in_bytes: 0,
+        trace: cfg.logging.trace,
     };
     let end = rc.read_loop(&mut rd).await;
     rc.finish(end, writer).await
@@ -216,6 +218,14 @@ impl RouteConn {
     }
 
     fn process(&mut self, op: RouteOp<'_>) -> Result<(), End> {
+        if self.trace {
+            tracing::trace!(
+                "{} - rid:{} - <<- [{:?}]",
+                self.conn.addr,
+                self.conn.cid,
+                op
+            );
+        }
         match op {
             RouteOp::Info(json) => self.process_info(json),
             RouteOp::Connect(json) => self.process_connect(json),
@@ -462,6 +472,7 @@ impl RouteConn {
             configured,
             info: parking_lot::Mutex::new(info.clone()),
             url: url.clone(),
+            retry: std::sync::atomic::AtomicBool::new(false),
         });
         match self
             .server
@@ -525,6 +536,11 @@ impl RouteConn {
                     end.reason
                 );
                 self.server.cluster_urls_changed();
+                let shutting_down = *self.server.shutdown_rx().borrow();
+                let redialed_by_loop = route.configured && route.solicited;
+                if route.retry.load(Ordering::Acquire) && !shutting_down && !redialed_by_loop {
+                    super::dialer::redial(&self.server, &route.remote_id, &route.url);
+                }
             }
         }
         let mut writer = writer;

@@ -89,6 +89,24 @@ pub fn dial_implicit(server: &Arc<ServerShared>, info: &ServerInfo) {
     });
 }
 
+/// Dials a peer again after losing the one connection both sides kept (see
+/// `Route::retry`).
+pub fn redial(server: &Arc<ServerShared>, server_id: &str, url: &str) {
+    if server.routes.has_route(server_id) || !server.routes.start_dialing(server_id) {
+        return;
+    }
+    let retries = server.config().cluster.connect_retries.unwrap_or(3).max(1);
+    let server = server.clone();
+    let id = server_id.to_string();
+    let url = url.to_string();
+    tokio::spawn(async move {
+        // A little jitter so both sides do not collide again.
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 200)).await;
+        dial_loop(server.clone(), url, false, retries).await;
+        server.routes.done_dialing(&id);
+    });
+}
+
 /// Connects to `url` and serves the route; reconnects after a loss (configured
 /// routes forever, implicit ones while attempts remain).
 async fn dial_loop(server: Arc<ServerShared>, url: String, configured: bool, retries: u32) {

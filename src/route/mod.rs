@@ -39,6 +39,10 @@ pub struct Route {
     pub info: Mutex<ServerInfo>,
     /// `nats-route://host:port/` to reach the peer's cluster port (gossiped to others).
     pub url: String,
+    /// Set when a duplicate connection to the same peer was refused: both sides may
+    /// have refused opposite connections, so whoever loses this one dials again
+    /// (nats-server does the same).
+    pub retry: AtomicBool,
 }
 
 #[derive(Default)]
