@@ -234,7 +234,7 @@ pub mod duration {
         }
     }
 
-    /// Go's time.ParseDuration subset: sequences of <number><unit>, units ns us µs ms s m h.
+    /// Go's time.ParseDuration subset: sequences of `<number><unit>`, units ns us µs ms s m h.
     pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         let s = s.trim();
         if s == "0" {
