@@ -1,7 +1,7 @@
 //! `Server::start(Config)`: shared state, listeners, tasks and shutdown.
 //!
 //! Wiring only: behaviour lives in client.rs (per connection), dispatch.rs (per
-//! message) and monitor.rs (HTTP). Other crates and the tests embed tern through this.
+//! message) and monitor/ (HTTP). Other crates and the tests embed tern through this.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
