@@ -83,7 +83,6 @@ pub struct ConnMeta {
     pub version: String,
     pub user: String,
     pub rtt: Option<Duration>,
-    pub last_activity: Option<SystemTime>,
 }
 
 /// The part of a client connection other connections touch.
@@ -101,6 +100,9 @@ pub struct Client {
     pub headers: AtomicBool,
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
+    /// Unix nanos of the last PUB/SUB/UNSUB (nats-server's `c.last`, /connz last_activity
+    /// and idle). Stored by the read loop once per read batch, never per message.
+    pub last_activity: AtomicU64,
     /// sid -> subscription.
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
     pub meta: Mutex<ConnMeta>,
@@ -127,6 +129,7 @@ impl Client {
             headers: AtomicBool::new(false),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
+            last_activity: AtomicU64::new(unix_nanos(SystemTime::now())),
             subs: Mutex::new(HashMap::new()),
             meta: Mutex::new(ConnMeta::default()),
         }
@@ -150,6 +153,11 @@ impl Client {
 
     pub fn close_reason(&self) -> Option<CloseReason> {
         *self.close_reason.lock()
+    }
+
+    /// When the client last published or changed its interest (for /connz).
+    pub fn last_activity(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.last_activity.load(Ordering::Relaxed))
     }
 
     /// Closes from outside the read loop (server shutdown, lame duck).
@@ -229,6 +237,10 @@ struct Conn {
     pcd: Pcd,
     in_msgs: u64,
     in_bytes: u64,
+    /// in_msgs when last_activity was stored, and whether a SUB/UNSUB came since: the
+    /// batch-level test for "was there activity" (nats-server: msgs > 0 || subs > 0).
+    activity_mark: u64,
+    interest_changed: bool,
     trace: bool,
     /// Configuration snapshot, refreshed after a reload.
     cfg: Arc<Config>,
@@ -286,12 +298,20 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
             pcd: Pcd::default(),
             in_msgs: 0,
             in_bytes: 0,
+            activity_mark: 0,
+            interest_changed: false,
         };
         let close = conn.read_loop(&mut rd).await;
         conn.publish_counters();
         close
     };
     finish(&server, &client, close, writer).await;
+}
+
+/// Nanoseconds since the Unix epoch (0 for a clock before 1970).
+pub fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn nanos_seed() -> u64 {
@@ -348,7 +368,7 @@ async fn finish(
         client.cid,
         reason
     );
-    server.record_closed(ClosedConn::from_client(client, reason, subs.len()));
+    server.record_closed(ClosedConn::from_client(client, reason, &subs));
 }
 
 /// Fast-producer stall: give a receiver that is past 75 % of max_pending up to ~10 ms
@@ -498,9 +518,17 @@ impl Conn {
         }
     }
 
-    fn publish_counters(&self) {
+    /// Once per read batch: counters and last activity become visible to /connz.
+    fn publish_counters(&mut self) {
         self.client.in_msgs.store(self.in_msgs, Ordering::Relaxed);
         self.client.in_bytes.store(self.in_bytes, Ordering::Relaxed);
+        if self.in_msgs != self.activity_mark || self.interest_changed {
+            self.activity_mark = self.in_msgs;
+            self.interest_changed = false;
+            self.client
+                .last_activity
+                .store(unix_nanos(SystemTime::now()), Ordering::Relaxed);
+        }
     }
 
     fn send(&self, bytes: &[u8]) {
@@ -644,6 +672,7 @@ impl Conn {
     }
 
     fn process_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+        self.interest_changed = true;
         if !subject::is_valid_subject(subject)
             || queue.is_some_and(|q| !subject::is_valid_queue_name(q))
         {
@@ -686,6 +715,7 @@ impl Conn {
     }
 
     fn process_unsub(&mut self, sid: &[u8], max: Option<u64>) {
+        self.interest_changed = true;
         let removed = {
             let mut subs = self.client.subs.lock();
             match (subs.get(sid), max) {

@@ -1,9 +1,9 @@
 //! `Server::start(Config)`: shared state, listeners, tasks and shutdown.
 //!
 //! Wiring only: behaviour lives in client.rs (per connection), dispatch.rs (per
-//! message) and monitor.rs (HTTP). Other crates and the tests embed tern through this.
+//! message) and monitor/ (HTTP). Other crates and the tests embed tern through this.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::{self, Client, SubRef};
+use crate::client::{self, Client, SubRef, Subscription};
 use crate::config::{defaults, Config};
 use crate::error::{CloseReason, StartError};
 use crate::protocol::info::ServerInfo;
@@ -39,6 +39,9 @@ pub struct Stats {
     pub closed_in_bytes: AtomicU64,
     pub closed_out_msgs: AtomicU64,
     pub closed_out_bytes: AtomicU64,
+    /// Closed connections per close reason (tern_connections_closed_total); bumped once
+    /// per close, so a mutex is cheap and new reasons need no new field.
+    pub closed_by_reason: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// A closed connection as kept for `/connz?state=closed`.
@@ -57,12 +60,28 @@ pub struct ClosedConn {
     pub out_msgs: u64,
     pub out_bytes: u64,
     pub subscriptions: usize,
+    pub last_activity: SystemTime,
+    pub rtt: Option<Duration>,
+    pub user: String,
+    /// The subscriptions held at close (nats-server keeps them for `subs=1|detail`).
+    pub subs: Vec<ClosedSub>,
+}
+
+/// A subscription of a closed connection, as /connz `subs=detail` shows it.
+#[derive(Debug, Clone)]
+pub struct ClosedSub {
+    pub subject: String,
+    pub queue: Option<String>,
+    pub sid: String,
+    pub msgs: u64,
+    pub max: u64,
 }
 
 impl ClosedConn {
-    pub fn from_client(c: &Client, reason: CloseReason, subscriptions: usize) -> Self {
+    pub fn from_client(c: &Client, reason: CloseReason, subs: &[Arc<Subscription>]) -> Self {
         let meta = c.meta.lock().clone();
         let (out_msgs, out_bytes) = c.out.counters();
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         ClosedConn {
             cid: c.cid,
             addr: c.addr,
@@ -76,7 +95,20 @@ impl ClosedConn {
             in_bytes: c.in_bytes.load(Ordering::Relaxed),
             out_msgs,
             out_bytes,
-            subscriptions,
+            subscriptions: subs.len(),
+            last_activity: c.last_activity(),
+            rtt: meta.rtt,
+            user: meta.user,
+            subs: subs
+                .iter()
+                .map(|s| ClosedSub {
+                    subject: lossy(&s.subject),
+                    queue: s.queue.as_deref().map(lossy),
+                    sid: lossy(&s.sid),
+                    msgs: s.delivered.load(Ordering::Relaxed),
+                    max: s.max.load(Ordering::Relaxed),
+                })
+                .collect(),
         }
     }
 }
@@ -94,7 +126,8 @@ pub struct ServerShared {
     pub clients: DashMap<u64, Arc<Client>>,
     pub next_cid: AtomicU64,
     pub stats: Stats,
-    pub closed: Mutex<VecDeque<ClosedConn>>,
+    /// Arcs so /connz can copy the list out and release the lock at once.
+    pub closed: Mutex<VecDeque<Arc<ClosedConn>>>,
     /// INFO template; per-connection fields are filled in a copy.
     info: RwLock<ServerInfo>,
     lame_duck: AtomicBool,
@@ -106,6 +139,8 @@ pub struct ServerShared {
     pub own_client_urls: Vec<String>,
     /// The bound cluster listen address, once listening.
     pub cluster_addr: OnceLock<SocketAddr>,
+    /// When the configuration was last loaded (start or reload), for /varz.
+    config_load_time: Mutex<SystemTime>,
 }
 
 impl ServerShared {
@@ -128,6 +163,11 @@ impl ServerShared {
         }
         *self.config.write() = Arc::new(c);
         self.config_generation.fetch_add(1, Ordering::AcqRel);
+        *self.config_load_time.lock() = SystemTime::now();
+    }
+
+    pub fn config_load_time(&self) -> SystemTime {
+        *self.config_load_time.lock()
     }
 
     pub fn shutdown_rx(&self) -> watch::Receiver<bool> {
@@ -237,11 +277,15 @@ impl ServerShared {
         s.closed_in_bytes.fetch_add(c.in_bytes, Ordering::Relaxed);
         s.closed_out_msgs.fetch_add(c.out_msgs, Ordering::Relaxed);
         s.closed_out_bytes.fetch_add(c.out_bytes, Ordering::Relaxed);
+        *s.closed_by_reason
+            .lock()
+            .entry(c.reason.as_str())
+            .or_insert(0) += 1;
         let mut closed = self.closed.lock();
         if closed.len() >= defaults::MAX_CLOSED_CLIENTS {
             closed.pop_front();
         }
-        closed.push_back(c);
+        closed.push_back(Arc::new(c));
     }
 
     /// (in_msgs, in_bytes, out_msgs, out_bytes) over live and closed connections.
@@ -419,10 +463,12 @@ impl Server {
             },
             ..Default::default()
         };
+        let start = SystemTime::now();
         let shared = Arc::new(ServerShared {
             server_id,
             server_name,
-            start: SystemTime::now(),
+            start,
+            config_load_time: Mutex::new(start),
             sublist: Sublist::new(),
             clients: DashMap::new(),
             next_cid: AtomicU64::new(1),

@@ -210,3 +210,38 @@ async fn clients_learn_cluster_urls() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn routez_and_varz_show_the_mesh() {
+    let c = TestCluster::start(3).await;
+    let maddr = c.nodes[0].monitor_addr().unwrap();
+    let nc = client(&c.client_url(1)).await;
+    let _s = nc.subscribe("seen.in.routez").await.unwrap();
+    nc.flush().await.unwrap();
+    c.wait_remote_interest(0, "seen.in.routez", 1).await;
+    let v = cluster_tests::harness::monitor_json(maddr, "/routez?subs=1").await;
+    assert_eq!(v["num_routes"], 2);
+    let names: Vec<&str> = v["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["remote_name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"n1") && names.contains(&"n2"), "{names:?}");
+    let n1 = v["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["remote_name"] == "n1")
+        .unwrap();
+    assert!(n1["subscriptions_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "seen.in.routez"));
+    let varz = cluster_tests::harness::monitor_json(maddr, "/varz").await;
+    assert_eq!(varz["routes"], 2);
+    assert_eq!(varz["remotes"], 2);
+    assert_eq!(varz["cluster"]["name"], "T");
+    c.shutdown().await;
+}

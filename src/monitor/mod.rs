@@ -1,0 +1,186 @@
+//! HTTP monitoring in nats-server's shape: /varz /connz /subsz /healthz /accountz
+//! /routez /gatewayz /leafz, the HTML index, and Prometheus /metrics.
+//!
+//! An edge of the server (design §3): handlers only read shared state and counters that
+//! the data plane already keeps. They must never take a lock the message path holds for
+//! long, and never make the message path do more work per message for them (counters
+//! are published per read batch). One file per endpoint; `format.rs` holds the Go-style
+//! time, duration and query-parameter handling they share.
+
+mod accountz;
+mod connz;
+mod format;
+mod healthz;
+mod metrics;
+mod routez;
+mod subsz;
+mod varz;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::server::ServerShared;
+
+pub use format::{rfc3339, uptime};
+
+/// State of the monitoring server: the shared server state plus what only monitoring
+/// needs (the CPU sampler behind /varz `cpu`).
+pub(crate) struct Monitor {
+    shared: Arc<ServerShared>,
+    cpu: Mutex<varz::CpuSampler>,
+    /// Counter high-water marks for /metrics.
+    monotonic: metrics::Monotonic,
+}
+
+type St = State<Arc<Monitor>>;
+/// Raw query parameters; nats-server reads each with `URL.Query().Get`.
+type QueryMap = HashMap<String, String>;
+use axum::extract::Query as Params;
+
+/// Every endpoint tern serves, with the index page's label (nats-server's wording).
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("/varz", "General"),
+    ("/connz", "Connections"),
+    ("/accountz", "Accounts"),
+    ("/subsz", "Subscriptions"),
+    ("/routez", "Routes"),
+    ("/leafz", "LeafNodes"),
+    ("/gatewayz", "Gateways"),
+    ("/healthz", "Health Probe"),
+    ("/metrics", "Prometheus Metrics"),
+];
+
+pub async fn serve(shared: Arc<ServerShared>, listener: TcpListener) {
+    let mut shutdown = shared.shutdown_rx();
+    let state = Arc::new(Monitor {
+        shared,
+        cpu: Mutex::new(varz::CpuSampler::new()),
+        monotonic: metrics::Monotonic::default(),
+    });
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/varz", get(varz::handle))
+        .route("/connz", get(connz::handle))
+        .route("/subsz", get(subsz::handle))
+        .route("/subscriptionsz", get(subsz::handle))
+        .route("/healthz", get(healthz::handle))
+        .route("/accountz", get(accountz::handle))
+        .route("/routez", get(routez::handle_routez))
+        .route("/gatewayz", get(routez::handle_gatewayz))
+        .route("/leafz", get(routez::handle_leafz))
+        .route("/metrics", get(metrics::handle))
+        // route_layer: only requests that hit an endpoint are counted, as nats-server's
+        // http_req_stats has no entries for 404s.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+}
+
+async fn count_requests(State(m): St, req: Request, next: Next) -> Response {
+    *m.shared
+        .http_requests
+        .entry(req.uri().path().to_string())
+        .or_insert(0) += 1;
+    next.run(req).await
+}
+
+/// nats-server answers JSON pretty-printed (2 spaces) with CORS open.
+fn json_response(v: &Value) -> Response {
+    let mut v = v.clone();
+    go_numbers(&mut v);
+    json_body(
+        StatusCode::OK,
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    )
+}
+
+/// Go writes a whole float64 without a fraction (`"auth_timeout": 2`, not `2.0`);
+/// clients that decode into integers depend on it.
+fn go_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15) {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(go_numbers),
+        Value::Object(o) => o.values_mut().for_each(go_numbers),
+        _ => {}
+    }
+}
+
+fn json_body(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A rejected query: HTTP 400 with nats-server's plain-text message.
+fn bad_request(msg: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
+}
+
+/// Turns a handler's `Result` into a response: JSON, or 400 with the error text.
+fn respond(r: Result<Value, String>) -> Response {
+    match r {
+        Ok(v) => json_response(&v),
+        Err(msg) => bad_request(msg),
+    }
+}
+
+/// The index page: a link per endpoint, laid out like nats-server's.
+async fn index() -> Response {
+    let links: String = ENDPOINTS
+        .iter()
+        .enumerate()
+        .map(|(i, (path, label))| {
+            let class = if i + 1 == ENDPOINTS.len() {
+                " class=last"
+            } else {
+                ""
+            };
+            format!("\t<a href=.{path}{class}>{label}<span class=\"endpoint\"> {path}</span></a>\n")
+        })
+        .collect();
+    let body = format!(
+        "<html lang=\"en\">\n\t<head>\n\t<style type=\"text/css\">\n\
+         \t\tbody {{ font-family: ui-sans-serif,system-ui,sans-serif; margin-left: 32px }}\n\
+         \t\ta {{ display:block; margin-left: 7px; padding-bottom: 6px; text-decoration: none }}\n\
+         \t\t.endpoint {{ font-size: 12px; color: #999; font-family: monospace }}\n\
+         \t</style>\n\t</head>\n\t<body>\n\t<h1>tern</h1>\n\
+         \t<a class='version'>v{} (tern {})</a>\n\t<br/>\n{links}\
+         \t<a href=https://docs.nats.io/running-a-nats-service/nats_admin/monitoring class=\"help\">Help</a>\n\
+         \t</body>\n</html>\n",
+        crate::server::NATS_COMPAT_VERSION,
+        env!("CARGO_PKG_VERSION"),
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
