@@ -184,6 +184,24 @@ impl Client {
         }
     }
 
+    /// The write loop stopped on an error or the write deadline.
+    pub fn writer_failed(&self, server: &ServerShared, reason: CloseReason, deadline: Duration) {
+        if !self.set_close_reason(reason) {
+            return;
+        }
+        if reason == CloseReason::SlowConsumerWriteDeadline {
+            server.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
+                self.addr,
+                self.cid,
+                deadline
+            );
+        }
+        self.out.close(false);
+        self.kill.notify_one();
+    }
+
     /// Auto-unsubscribe reached its limit.
     pub fn remove_sub_by_limit(&self, server: &ServerShared, sub: &Subscription) {
         let removed = {
@@ -262,11 +280,7 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
 
     client.out.push(&server.client_info_line(cid, &addr));
     let (mut rd, wr) = stream.into_split();
-    let writer = {
-        let client = client.clone();
-        let deadline = cfg.write_deadline;
-        tokio::spawn(async move { client.out.write_loop(wr, deadline).await })
-    };
+    let writer = spawn_writer(&server, &client, wr, cfg.write_deadline);
     client.out.kick();
 
     let max_conn = cfg.max_connections;
@@ -312,6 +326,28 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
 pub fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Starts the connection's write loop. A write that fails or passes write_deadline
+/// closes the connection (and is counted as a slow consumer for the deadline).
+pub fn spawn_writer<W>(
+    server: &Arc<ServerShared>,
+    conn: &Arc<Client>,
+    w: W,
+    deadline: Duration,
+) -> tokio::task::JoinHandle<Option<CloseReason>>
+where
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let server = server.clone();
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let r = conn.out.write_loop(w, deadline).await;
+        if let Some(reason) = r {
+            conn.writer_failed(&server, reason, deadline);
+        }
+        r
+    })
 }
 
 fn nanos_seed() -> u64 {
@@ -664,6 +700,7 @@ impl Conn {
                     .server
                     .connect_info_line(self.client.cid, &self.client.addr),
             );
+            self.client.async_info.store(true, Ordering::Release);
         }
         if self.connected {
             self.first_pong_sent = true;
@@ -784,6 +821,14 @@ impl Conn {
 
     /// Server ping timer: stale check, then PING unless the client was active.
     fn ping_timer(&mut self) -> Result<(), Close> {
+        // As nats-server: an active client is not pinged, and staleness is only
+        // judged when a PING is about to go out.
+        let first_rtt =
+            self.connected && self.ping_sent_at.is_none() && self.client.meta.lock().rtt.is_none();
+        if self.active && !first_rtt {
+            self.active = false;
+            return Ok(());
+        }
         if self.pings_out + 1 > self.cfg.ping_max {
             self.server
                 .stats
@@ -798,12 +843,6 @@ impl Conn {
                 CloseReason::StaleConnection,
                 Some("Stale Connection"),
             ));
-        }
-        let first_rtt =
-            self.connected && self.ping_sent_at.is_none() && self.client.meta.lock().rtt.is_none();
-        if self.active && !first_rtt {
-            self.active = false;
-            return Ok(());
         }
         self.active = false;
         self.pings_out += 1;

@@ -197,6 +197,43 @@ impl Config {
         self.authorization.timeout.unwrap_or(defaults::AUTH_TIMEOUT)
     }
 
+    /// nats-server treats 0 as "use the default" for these settings (and port 0 as
+    /// 4222, http port 0 as off); tern does the same rather than taking 0 literally
+    /// (a max_pending of 0 would cut off every subscriber).
+    pub fn normalized(mut self) -> Self {
+        if self.port == 0 {
+            self.port = defaults::PORT;
+        }
+        if self.http_port == Some(0) {
+            self.http_port = None;
+        }
+        if self.https_port == Some(0) {
+            self.https_port = None;
+        }
+        if self.max_payload <= 0 {
+            self.max_payload = defaults::MAX_PAYLOAD;
+        }
+        if self.max_control_line <= 0 {
+            self.max_control_line = defaults::MAX_CONTROL_LINE;
+        }
+        if self.max_pending <= 0 {
+            self.max_pending = defaults::MAX_PENDING;
+        }
+        if self.write_deadline.is_zero() {
+            self.write_deadline = defaults::WRITE_DEADLINE;
+        }
+        if self.ping_interval.is_zero() {
+            self.ping_interval = defaults::PING_INTERVAL;
+        }
+        if self.ping_max == 0 {
+            self.ping_max = defaults::PING_MAX;
+        }
+        if self.authorization.timeout.is_some_and(|t| t.is_zero()) {
+            self.authorization.timeout = None;
+        }
+        self
+    }
+
     /// A config for tests and embedding: loopback, random port, everything else default.
     pub fn local() -> Self {
         Config {

@@ -105,21 +105,17 @@ pub fn init(
     log_file: Option<&Path>,
 ) -> std::io::Result<()> {
     let sink: Box<dyn Write + Send> = match log_file {
-        Some(p) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)?,
-        ),
+        Some(p) => Box::new(open_append(p)?),
         None => Box::new(std::io::stderr()),
     };
+    let sink = LogSink(Arc::new(Mutex::new(sink)));
     let (filter, handle) = reload::Layer::new(level_filter(debug, trace));
     let fmt_layer = tracing_subscriber::fmt::layer()
         .event_format(NatsFormat {
             pid: std::process::id(),
             logtime,
         })
-        .with_writer(LogSink(Arc::new(Mutex::new(sink))));
+        .with_writer(sink.clone());
     if tracing_subscriber::registry()
         .with(filter)
         .with(fmt_layer)
@@ -127,6 +123,28 @@ pub fn init(
         .is_ok()
     {
         let _ = LEVEL.set(handle);
+        if let Some(p) = log_file {
+            let _ = FILE.set((sink, p.to_path_buf()));
+        }
+    }
+    Ok(())
+}
+
+fn open_append(p: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+}
+
+/// The log file and where it lives, for reopening after rotation (SIGUSR1).
+static FILE: OnceLock<(LogSink, std::path::PathBuf)> = OnceLock::new();
+
+/// Reopens the `-l` log file (after logrotate moved it). No-op when logging to stderr.
+pub fn reopen() -> std::io::Result<()> {
+    if let Some((sink, path)) = FILE.get() {
+        let f = open_append(path)?;
+        *sink.0.lock() = Box::new(f);
     }
     Ok(())
 }

@@ -71,11 +71,20 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
         signal(SignalKind::user_defined2()),
+        signal(SignalKind::user_defined1()),
     );
-    let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut usr2)) = signals else {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut usr2), Ok(mut usr1)) = signals else {
         crate::logging::fatal("could not install signal handlers");
         return 1;
     };
+    if let Some(p) = &pid_file {
+        // Written before "Server is ready": harnesses read it when they see that line.
+        // Digits only, no newline: they parse it strictly.
+        if let Err(e) = std::fs::write(p, std::process::id().to_string()) {
+            crate::logging::fatal(&format!("Could not write pidfile: {e}"));
+            return 1;
+        }
+    }
     let handle = match Server::start(config).await {
         Ok(h) => h,
         Err(e) => {
@@ -84,13 +93,6 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
         }
     };
     let shared = handle.shared.clone();
-    if let Some(p) = &pid_file {
-        // Digits only, no newline: harnesses parse it strictly.
-        if let Err(e) = std::fs::write(p, std::process::id().to_string()) {
-            crate::logging::fatal(&format!("Could not write pidfile: {e}"));
-            return 1;
-        }
-    }
     let mut ports_file = None;
     if let Some(dir) = &ports_dir {
         let cfg = shared.config();
@@ -125,6 +127,14 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
             _ = hup.recv() => {
                 tracing::info!("Trapped \"hangup\" signal");
                 apply_reload(&shared, &reload);
+            }
+            _ = usr1.recv() => {
+                // Log rotation: reopen the log file (`--signal reopen`).
+                if let Err(e) = crate::logging::reopen() {
+                    tracing::error!("Could not reopen log file: {e}");
+                } else {
+                    tracing::info!("Reopened log file");
+                }
             }
             _ = usr2.recv() => {
                 tracing::info!("Trapped \"user defined signal 2\" signal");

@@ -131,6 +131,8 @@ pub struct ServerShared {
     /// INFO template; per-connection fields are filled in a copy.
     info: RwLock<ServerInfo>,
     lame_duck: AtomicBool,
+    /// Wakes the accept loop to close the client listener (lame duck).
+    stop_accepting: tokio::sync::Notify,
     shutdown: watch::Sender<bool>,
     pub http_requests: DashMap<String, u64>,
     /// Routes, local interest counts and the cluster name.
@@ -155,6 +157,7 @@ impl ServerShared {
     /// Installs a reloaded configuration (the caller has validated it and kept the
     /// settings that cannot change at run time).
     pub fn set_config(&self, c: Config) {
+        let c = c.normalized();
         {
             let mut info = self.info.write();
             info.max_payload = c.max_payload;
@@ -314,6 +317,7 @@ impl ServerShared {
             return;
         }
         tracing::info!("Entering lame duck mode, stop accepting new clients");
+        self.stop_accepting.notify_one();
         let line = {
             let mut info = self.info.write();
             info.ldm = true;
@@ -327,6 +331,10 @@ impl ServerShared {
             r.conn.out.kick();
         }
         for c in &clients {
+            // Only clients that take async INFO (protocol 1, past the first PONG).
+            if !c.async_info.load(Ordering::Acquire) {
+                continue;
+            }
             let mut i = line.clone();
             i.client_id = c.cid;
             i.client_ip = c.addr.ip().to_string();
@@ -406,6 +414,7 @@ pub struct Server;
 impl Server {
     /// Binds the listeners and starts serving. Logs nats-server's startup lines.
     pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
+        let config = config.normalized();
         let kp = nkeys::KeyPair::new_server();
         let server_id = kp.public_key();
         let server_name = config
@@ -476,6 +485,7 @@ impl Server {
             closed: Mutex::new(VecDeque::new()),
             info: RwLock::new(info),
             lame_duck: AtomicBool::new(false),
+            stop_accepting: tokio::sync::Notify::new(),
             shutdown,
             http_requests: DashMap::new(),
             config: RwLock::new(Arc::new(config)),
@@ -613,6 +623,12 @@ async fn accept_loop(shared: Arc<ServerShared>, listener: TcpListener) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
+            // Lame duck: stop listening, as nats-server closes its listener.
+            _ = shared.stop_accepting.notified() => {
+                drop(listener);
+                let _ = shutdown.changed().await;
+                break;
+            }
             r = listener.accept() => match r {
                 Ok((stream, addr)) => {
                     backoff = Duration::from_millis(10);

@@ -245,3 +245,32 @@ async fn routez_and_varz_show_the_mesh() {
     assert_eq!(varz["cluster"]["name"], "T");
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn connected_clients_get_async_info_when_a_node_joins() {
+    let c = TestCluster::start(2).await;
+    let (mut raw, info) = RawConn::connect(c.nodes[0].client_addr()).await;
+    assert!(info.starts_with("INFO "));
+    raw.send(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\n")
+        .await;
+    let before = raw.flush().await;
+    assert!(
+        before.iter().any(|l| l.contains("\"connect_info\":true")),
+        "{before:?}"
+    );
+    // A third node joins through the seed.
+    let seed = c.nodes[0].cluster_addr().unwrap();
+    let n2 = start(node_config(2, &c.name, Some(seed))).await;
+    let want = n2.client_addr().to_string();
+    let mut got = false;
+    for _ in 0..10 {
+        let line = raw.read_line().await;
+        if line.starts_with("INFO ") && line.contains(&want) {
+            got = true;
+            break;
+        }
+    }
+    assert!(got, "async INFO with the new node's URL {want}");
+    n2.shutdown().await;
+    c.shutdown().await;
+}
