@@ -587,7 +587,7 @@ impl Conn {
     fn process_op(&mut self, op: Op<'_>) -> Result<(), Close> {
         if self.trace {
             tracing::trace!(
-                "{} - cid:{} - <<- [{:?}]",
+                "{} - cid:{} - <<- [{}]",
                 self.client.addr,
                 self.client.cid,
                 op

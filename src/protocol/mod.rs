@@ -64,3 +64,46 @@ impl Default for ParserLimits {
         }
     }
 }
+
+/// nats-server's trace form of an op (`PUB foo 5`), for `-V` logs.
+impl std::fmt::Display for Op<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match self {
+            Op::Connect(j) => write!(f, "CONNECT {}", t(j)),
+            Op::Pub {
+                subject,
+                reply,
+                hdr_len,
+                payload,
+            } => {
+                let op = if hdr_len.is_some() { "HPUB" } else { "PUB" };
+                write!(f, "{op} {}", t(subject))?;
+                if let Some(r) = reply {
+                    write!(f, " {}", t(r))?;
+                }
+                if let Some(h) = hdr_len {
+                    write!(f, " {h}")?;
+                }
+                write!(f, " {}", payload.len())
+            }
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => match queue {
+                Some(q) => write!(f, "SUB {} {} {}", t(subject), t(q), t(sid)),
+                None => write!(f, "SUB {} {}", t(subject), t(sid)),
+            },
+            Op::Unsub { sid, max } => match max {
+                Some(m) => write!(f, "UNSUB {} {m}", t(sid)),
+                None => write!(f, "UNSUB {}", t(sid)),
+            },
+            Op::Ping => f.write_str("PING"),
+            Op::Pong => f.write_str("PONG"),
+            Op::Info => f.write_str("INFO"),
+            Op::Ok => f.write_str("+OK"),
+            Op::Err(e) => write!(f, "-ERR {}", t(e)),
+        }
+    }
+}
