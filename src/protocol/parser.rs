@@ -256,26 +256,42 @@ impl Parser {
         if limits.max_payload.is_some_and(|max| size > max) {
             return Err(ParseError::MaxPayload);
         }
-        let end = after_line + size + 2;
-        if buf.len() < end {
-            // Remember the line end so the next call does not rescan the line.
-            self.scanned = after_line - 1;
+        let Some((payload, end)) = take_payload(buf, after_line, size, &mut self.scanned)? else {
             return Ok(None);
-        }
-        if &buf[end - 2..end] != b"\r\n" {
-            return Err(ParseError::UnknownOp);
-        }
-        self.scanned = 0;
+        };
         Ok(Some((
             Op::Pub {
                 subject,
                 reply,
                 hdr_len,
-                payload: &buf[after_line..end - 2],
+                payload,
             },
             end,
         )))
     }
+}
+
+/// The `size` payload bytes after a control line that ends at `after_line`, and the
+/// end of the op (payload + CRLF). `Ok(None)` when they have not all arrived: `scanned`
+/// then points at the line end so the next call does not rescan the line. A payload not
+/// followed by CRLF is nats-server's 'Unknown Protocol Operation'.
+#[inline]
+pub(super) fn take_payload<'a>(
+    buf: &'a [u8],
+    after_line: usize,
+    size: usize,
+    scanned: &mut usize,
+) -> Result<Option<(&'a [u8], usize)>, ParseError> {
+    let end = after_line + size + 2;
+    if buf.len() < end {
+        *scanned = after_line - 1;
+        return Ok(None);
+    }
+    if &buf[end - 2..end] != b"\r\n" {
+        return Err(ParseError::UnknownOp);
+    }
+    *scanned = 0;
+    Ok(Some((&buf[after_line..end - 2], end)))
 }
 
 fn trim(s: &[u8]) -> &[u8] {

@@ -4,7 +4,7 @@
 //! Control lines on routes may be 16x max_control_line and payloads are not limited
 //! (nats-server routes have no payload limit).
 
-use super::parser::{parse_size, ParseError};
+use super::parser::{parse_size, take_payload, ParseError};
 use super::ParserLimits;
 
 /// One op read from a route connection; slices borrow from the read buffer.
@@ -239,15 +239,9 @@ impl RouteParser {
         if hdr_len.is_some_and(|h| h > size) {
             return Err(ParseError::BadArgs);
         }
-        let end = after + size + 2;
-        if buf.len() < end {
-            self.scanned = after - 1;
+        let Some((payload, end)) = take_payload(buf, after, size, &mut self.scanned)? else {
             return Ok(None);
-        }
-        if &buf[end - 2..end] != b"\r\n" {
-            return Err(ParseError::UnknownOp);
-        }
-        self.scanned = 0;
+        };
         Ok(Some((
             RouteOp::Msg {
                 account,
@@ -255,7 +249,7 @@ impl RouteParser {
                 reply,
                 queues,
                 hdr_len,
-                payload: &buf[after..end - 2],
+                payload,
             },
             end,
         )))
