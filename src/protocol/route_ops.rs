@@ -218,12 +218,15 @@ impl RouteParser {
                     _ => return Err(ParseError::BadArgs),
                 };
                 let qcount = middle - 1 - usize::from(reply.is_some());
-                let spans_q: Vec<(usize, usize)> =
-                    spans(args).skip(n - sizes - qcount).take(qcount).collect();
-                let q = match (spans_q.first(), spans_q.last()) {
-                    (Some(f), Some(l)) => &args[f.0..l.1],
-                    _ => &b""[..],
-                };
+                // The queue names as one slice of the line, without collecting spans
+                // (this runs per cross-node queue message).
+                let mut first = None;
+                let mut last = 0;
+                for (st, e) in spans(args).skip(n - sizes - qcount).take(qcount) {
+                    first.get_or_insert(st);
+                    last = e;
+                }
+                let q = first.map_or(&b""[..], |f| &args[f..last]);
                 for _ in 0..qcount {
                     next();
                 }
