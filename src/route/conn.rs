@@ -34,10 +34,12 @@ pub enum Side {
 }
 
 /// How a route connection ended, so the dialer knows whether to retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteEnd {
     /// The peer is ourselves: never dial this URL again.
     ToSelf,
+    /// Refused because a route to this peer (server_id) is already registered.
+    Duplicate(String),
     /// Anything else: a configured route is retried.
     Closed(CloseReason),
 }
@@ -60,6 +62,8 @@ struct End {
     reason: CloseReason,
     err: Option<String>,
     to_self: bool,
+    /// The peer we already had a route to, when this one was a duplicate.
+    duplicate_of: Option<String>,
 }
 
 impl End {
@@ -68,6 +72,7 @@ impl End {
             reason,
             err,
             to_self: false,
+            duplicate_of: None,
         }
     }
 }
@@ -177,6 +182,17 @@ impl RouteConn {
                     }
                     let mut off = 0;
                     let res = loop {
+                        // Like nats-server: on an accepted route anything but CONNECT
+                        // first is an authorization violation (garbage included).
+                        if matches!(self.side, Side::Accepted)
+                            && !self.connected
+                            && buf.get(off).is_some_and(|b| !b.eq_ignore_ascii_case(&b'C'))
+                        {
+                            break Err(End::close(
+                                CloseReason::AuthenticationViolation,
+                                Some("Authorization Violation".into()),
+                            ));
+                        }
                         match parser.parse(&buf[off..], &limits) {
                             Ok(Some((op, n))) => {
                                 if let Err(e) = self.process(op) {
@@ -431,6 +447,7 @@ impl RouteConn {
                 reason: CloseReason::DuplicateRoute,
                 err: None,
                 to_self: true,
+                duplicate_of: None,
             });
         }
         if info.server_name == self.server.server_name {
@@ -470,14 +487,18 @@ impl RouteConn {
             url: url.clone(),
             retry: std::sync::atomic::AtomicBool::new(false),
         });
-        match self
-            .server
-            .routes
-            .register(route.clone(), &self.server.server_id)
-        {
+        match self.server.routes.register(route.clone()) {
             Ok(()) => {}
             Err(RegisterError::Duplicate) => {
-                return Err(End::close(CloseReason::DuplicateRoute, None));
+                tracing::debug!(
+                    "{} - rid:{} - Detected duplicate remote route \"{}\"",
+                    self.conn.addr,
+                    self.conn.cid,
+                    info.server_id
+                );
+                let mut end = End::close(CloseReason::DuplicateRoute, None);
+                end.duplicate_of = Some(info.server_id);
+                return Err(end);
             }
         }
         self.connected = true;
@@ -548,6 +569,8 @@ impl RouteConn {
         }
         if end.to_self {
             RouteEnd::ToSelf
+        } else if let Some(id) = end.duplicate_of {
+            RouteEnd::Duplicate(id)
         } else {
             RouteEnd::Closed(end.reason)
         }

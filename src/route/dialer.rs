@@ -67,7 +67,7 @@ fn jitter(d: Duration) -> Duration {
 pub fn start_configured(server: &Arc<ServerShared>) {
     for url in server.config().cluster.routes.clone() {
         let server = server.clone();
-        tokio::spawn(async move { dial_loop(server, url, true, u32::MAX).await });
+        tokio::spawn(async move { dial_loop(server, url, true, u32::MAX, None).await });
     }
 }
 
@@ -84,9 +84,21 @@ pub fn dial_implicit(server: &Arc<ServerShared>, info: &ServerInfo) {
     let id = info.server_id.clone();
     let url = info.ip.clone();
     tokio::spawn(async move {
-        dial_loop(server.clone(), url, false, retries).await;
+        dial_loop(server.clone(), url, false, retries, Some(id.clone())).await;
         server.routes.done_dialing(&id);
     });
+}
+
+/// How long to wait before dialing a peer whose route was just lost while both
+/// sides may dial again: the lower server_id goes first, the other one later, so
+/// the two new connections do not collide (and get refused as duplicates) again.
+fn turn_delay(own_id: &str, peer_id: &str) -> Duration {
+    let jitter = Duration::from_millis(rand::random::<u64>() % 100);
+    if own_id < peer_id {
+        jitter
+    } else {
+        Duration::from_millis(500) + jitter
+    }
 }
 
 /// Dials a peer again after losing the one connection both sides kept (see
@@ -100,16 +112,24 @@ pub fn redial(server: &Arc<ServerShared>, server_id: &str, url: &str) {
     let id = server_id.to_string();
     let url = url.to_string();
     tokio::spawn(async move {
-        // A little jitter so both sides do not collide again.
-        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 200)).await;
-        dial_loop(server.clone(), url, false, retries).await;
+        tokio::time::sleep(turn_delay(&server.server_id, &id)).await;
+        dial_loop(server.clone(), url, false, retries, Some(id.clone())).await;
         server.routes.done_dialing(&id);
     });
 }
 
 /// Connects to `url` and serves the route; reconnects after a loss (configured
-/// routes forever, implicit ones while attempts remain).
-async fn dial_loop(server: Arc<ServerShared>, url: String, configured: bool, retries: u32) {
+/// routes forever, implicit ones while attempts remain). `peer` is the server_id
+/// behind `url` once known: while a route to it is registered (it dialed us, or
+/// our connection was refused as a duplicate) there is nothing to dial; a
+/// configured route waits for that route to go away and then takes over.
+async fn dial_loop(
+    server: Arc<ServerShared>,
+    url: String,
+    configured: bool,
+    retries: u32,
+    mut peer: Option<String>,
+) {
     let parsed = match parse_route_url(&url) {
         Ok(u) => u,
         Err(e) => {
@@ -120,9 +140,36 @@ async fn dial_loop(server: Arc<ServerShared>, url: String, configured: bool, ret
     let mut shutdown = server.shutdown_rx();
     let mut delay = RETRY_MIN;
     let mut failures = 0u32;
+    // A configured loop covers its peer for good: gossip and `retry` redials of
+    // that peer leave it to us.
+    let mut holding = None;
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        if peer.is_none() {
+            // The peer may have dialed us first (its INFO names its cluster address).
+            peer = server.routes.peer_at(&parsed.host, parsed.port);
+        }
+        if let Some(id) = peer.clone().filter(|id| server.routes.has_route(id)) {
+            if !configured {
+                return;
+            }
+            if holding.as_ref() != Some(&id) {
+                server.routes.start_dialing(&id);
+                holding = Some(id.clone());
+            }
+            tokio::select! {
+                _ = server.routes.wait_no_route(&id) => {}
+                _ = shutdown.changed() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(turn_delay(&server.server_id, &id)) => {}
+                _ = shutdown.changed() => return,
+            }
+            delay = RETRY_MIN;
+            failures = 0;
+            continue;
         }
         tracing::debug!(
             "Trying to connect to route on {}:{}",
@@ -143,6 +190,11 @@ async fn dial_loop(server: Arc<ServerShared>, url: String, configured: bool, ret
                 let end = conn::serve(server.clone(), stream, addr, side).await;
                 match end {
                     RouteEnd::ToSelf => return,
+                    RouteEnd::Duplicate(id) => {
+                        // Not an error: the peer is already connected.
+                        peer = Some(id);
+                        continue;
+                    }
                     RouteEnd::Closed(reason) => {
                         if !configured {
                             // Implicit routes are not redialed after they were up:

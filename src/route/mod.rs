@@ -62,6 +62,8 @@ pub struct RouteState {
     dynamic_name: AtomicBool,
     /// server_ids we are dialing right now, so gossip does not start a second dial.
     dialing: Mutex<BTreeSet<String>>,
+    /// Woken whenever a registered route goes away.
+    route_gone: tokio::sync::Notify,
 }
 
 impl RouteState {
@@ -78,6 +80,7 @@ impl RouteState {
             name: RwLock::new(name),
             dynamic_name: AtomicBool::new(dynamic),
             dialing: Mutex::new(BTreeSet::new()),
+            route_gone: tokio::sync::Notify::new(),
         }
     }
 
@@ -145,21 +148,16 @@ impl RouteState {
 
     /// Registers a route after its INFO. Under the same lock as interest updates, so
     /// the full interest dump and later deltas neither miss nor repeat a change.
-    /// Returns the route it replaced (a duplicate), if any.
-    pub fn register(&self, route: Arc<Route>, own_id: &str) -> Result<(), RegisterError> {
+    ///
+    /// A second connection to an already registered peer is refused and the one
+    /// registered first is kept (nats-server's rule, so mixed clusters agree). Both
+    /// sides may have kept opposite connections and then both lose theirs, so the
+    /// kept one is marked `retry`: whoever loses it dials again.
+    pub fn register(&self, route: Arc<Route>) -> Result<(), RegisterError> {
         let mut inner = self.inner.lock();
         if let Some(existing) = inner.routes.get(&route.remote_id) {
-            // Two connections to one peer (both sides dialed at once): keep the one
-            // solicited by the lower server_id, so both sides keep the same one.
-            let lower_dialed_new = (own_id < route.remote_id.as_str()) == route.solicited;
-            let lower_dialed_existing =
-                (own_id < existing.remote_id.as_str()) == existing.solicited;
-            if !lower_dialed_new || lower_dialed_existing {
-                return Err(RegisterError::Duplicate);
-            }
-            existing
-                .conn
-                .close_from_server(crate::error::CloseReason::DuplicateRoute);
+            existing.retry.store(true, Ordering::Release);
+            return Err(RegisterError::Duplicate);
         }
         let mut dump = Vec::with_capacity(64 * inner.interest.len());
         for ((subject, queue), n) in &inner.interest {
@@ -182,6 +180,7 @@ impl RouteState {
         match inner.routes.get(&route.remote_id) {
             Some(r) if Arc::ptr_eq(r, route) => {
                 inner.routes.remove(&route.remote_id);
+                self.route_gone.notify_waiters();
                 true
             }
             _ => false,
@@ -194,6 +193,16 @@ impl RouteState {
 
     pub fn has_route(&self, server_id: &str) -> bool {
         self.inner.lock().routes.contains_key(server_id)
+    }
+
+    /// The server_id of a registered peer whose INFO advertises this cluster
+    /// address (so a configured route to it need not be dialed).
+    pub fn peer_at(&self, host: &str, port: u16) -> Option<String> {
+        let inner = self.inner.lock();
+        inner.routes.values().find_map(|r| {
+            let info = r.info.lock();
+            (info.host == host && info.port == port).then(|| r.remote_id.clone())
+        })
     }
 
     pub fn num_routes(&self) -> usize {
@@ -231,6 +240,19 @@ impl RouteState {
 
     pub fn done_dialing(&self, server_id: &str) {
         self.dialing.lock().remove(server_id);
+    }
+
+    /// Waits until there is no registered route to `server_id`.
+    pub async fn wait_no_route(&self, server_id: &str) {
+        loop {
+            let gone = self.route_gone.notified();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            if !self.has_route(server_id) {
+                return;
+            }
+            gone.await;
+        }
     }
 }
 
