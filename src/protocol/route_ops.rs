@@ -44,6 +44,60 @@ pub enum RouteOp<'a> {
     Ignored,
 }
 
+/// nats-server's trace form (`RS+ $G foo`, `RMSG $G foo 5`), for `-V` logs.
+impl std::fmt::Display for RouteOp<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match self {
+            RouteOp::Info(j) => write!(f, "INFO {}", t(j)),
+            RouteOp::Connect(j) => write!(f, "CONNECT {}", t(j)),
+            RouteOp::Ping => f.write_str("PING"),
+            RouteOp::Pong => f.write_str("PONG"),
+            RouteOp::Ok => f.write_str("+OK"),
+            RouteOp::Err(e) => write!(f, "-ERR {}", t(e)),
+            RouteOp::Sub {
+                account,
+                subject,
+                queue,
+                weight,
+            } => match queue {
+                Some(q) => write!(f, "RS+ {} {} {} {weight}", t(account), t(subject), t(q)),
+                None => write!(f, "RS+ {} {}", t(account), t(subject)),
+            },
+            RouteOp::Unsub {
+                account,
+                subject,
+                queue,
+            } => match queue {
+                Some(q) => write!(f, "RS- {} {} {}", t(account), t(subject), t(q)),
+                None => write!(f, "RS- {} {}", t(account), t(subject)),
+            },
+            RouteOp::Msg {
+                account,
+                subject,
+                reply,
+                queues,
+                hdr_len,
+                payload,
+            } => {
+                let op = if hdr_len.is_some() { "HMSG" } else { "RMSG" };
+                write!(f, "{op} {} {}", t(account), t(subject))?;
+                match (reply, queues.is_empty()) {
+                    (Some(r), true) => write!(f, " {}", t(r))?,
+                    (Some(r), false) => write!(f, " + {} {}", t(r), t(queues))?,
+                    (None, false) => write!(f, " | {}", t(queues))?,
+                    (None, true) => {}
+                }
+                if let Some(h) = hdr_len {
+                    write!(f, " {h}")?;
+                }
+                write!(f, " {}", payload.len())
+            }
+            RouteOp::Ignored => f.write_str("(ignored)"),
+        }
+    }
+}
+
 #[inline]
 fn is_space(b: u8) -> bool {
     b == b' ' || b == b'\t'

@@ -208,6 +208,11 @@ impl RouteConn {
                     self.pcd.flush();
                     self.conn.in_msgs.store(self.in_msgs, Ordering::Relaxed);
                     self.conn.in_bytes.store(self.in_bytes, Ordering::Relaxed);
+                    // Once per read batch (not per message), for /routez last_activity.
+                    self.conn.last_activity.store(
+                        crate::client::unix_nanos(std::time::SystemTime::now()),
+                        Ordering::Relaxed,
+                    );
                     if let Err(end) = res {
                         return end;
                     }
@@ -231,12 +236,7 @@ impl RouteConn {
 
     fn process(&mut self, op: RouteOp<'_>) -> Result<(), End> {
         if self.trace {
-            tracing::trace!(
-                "{} - rid:{} - <<- [{:?}]",
-                self.conn.addr,
-                self.conn.cid,
-                op
-            );
+            tracing::trace!("{} - rid:{} - <<- [{}]", self.conn.addr, self.conn.cid, op);
         }
         match op {
             RouteOp::Info(json) => self.process_info(json),
