@@ -51,6 +51,8 @@ struct RouteConn {
     route: Option<Arc<Route>>,
     connected: bool,
     pings_out: u32,
+    /// When our last PING left, for the route RTT in /routez.
+    ping_sent_at: Option<std::time::Instant>,
     rng: Rng,
     pcd: Pcd,
     in_msgs: u64,
@@ -127,6 +129,7 @@ pub async fn serve(
         route: None,
         connected: false,
         pings_out: 0,
+        ping_sent_at: None,
         pcd: Pcd::default(),
         in_msgs: 0,
         in_bytes: 0,
@@ -226,6 +229,7 @@ impl RouteConn {
                         return End::close(CloseReason::StaleConnection, Some("Stale Connection".into()));
                     }
                     self.pings_out += 1;
+                    self.ping_sent_at = Some(std::time::Instant::now());
                     self.conn.out.push(encode::PING);
                     self.conn.out.kick();
                     ping.as_mut().reset(tokio::time::Instant::now() + ping_interval);
@@ -248,6 +252,9 @@ impl RouteConn {
             }
             RouteOp::Pong => {
                 self.pings_out = 0;
+                if let Some(at) = self.ping_sent_at.take() {
+                    self.conn.meta.lock().rtt = Some(at.elapsed());
+                }
                 Ok(())
             }
             RouteOp::Ok | RouteOp::Ignored => Ok(()),
