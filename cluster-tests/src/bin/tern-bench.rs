@@ -4,8 +4,12 @@
 //! cargo build --release --bin tern            # the server under test
 //! cargo run --release -p cluster-tests --bin tern-bench -- \
 //!     [--tern PATH] [--nats PATH] [--runs N] [--duration SECS] [--scale F] \
-//!     [--only pub16,reqrep] [--markdown FILE] [--runtime thread|shared]
+//!     [--only pub16,reqrep] [--cluster] [--markdown FILE] [--runtime thread|shared]
 //! ```
+//!
+//! Scenarios: `pub16,pubsub16,pubsub1k,fanout4,queue4,reqrep` (single
+//! server, the default set) and `x16,x1k,xreqrep` (3-node cluster; selected
+//! with `--cluster` or by name in `--only`).
 //!
 //! # Method
 //!
@@ -65,6 +69,34 @@
 //!   above 0.25 cores: on a shared 2-core machine other processes are the
 //!   biggest error source, so compare only quiet runs.
 //!
+//! # 3-node cluster scenarios (`x16`, `x1k`, `xreqrep`)
+//!
+//! * **Cluster.** For every run each side gets a fresh 3-node cluster on
+//!   127.0.0.1, started in order A, B, C with the same flags for both servers:
+//!   `-a 127.0.0.1 -p P --cluster nats://127.0.0.1:CP --cluster_name bench
+//!   -n NAME`, and `--routes nats://127.0.0.1:<A's CP>` for B and C (B–C
+//!   is found by gossip). All six ports are reserved together.
+//! * **Mesh formation** is detected the same way for both servers, with the
+//!   client protocol only: for every ordered pair (X, Y) of nodes a probe
+//!   connection subscribes on Y to a fresh subject and another publishes to it
+//!   on X every 10 ms until one arrives (20 s limit for the whole mesh).
+//!   Servers never forward route→route, so each delivery proves a direct
+//!   X–Y route carrying Y's interest. Formation time is printed per run.
+//! * **Per-run interest.** After a run's subscriptions are registered on B
+//!   (handshake PONG), one more probe (sub on B, pub on A) is made; its
+//!   interest travels behind the run's on the same route connection, so when
+//!   it arrives, A knows the run's interest (for `xreqrep` also the reverse
+//!   direction for the requester's inbox on A). Only then does timing start.
+//! * **Load.** `x16`/`x1k`: publisher on A, one subscriber on B, 16 B / 1 KiB,
+//!   same flow control and counting as `pubsub16`/`pubsub1k` (headline =
+//!   delivered at B per second; every published message must arrive).
+//!   `xreqrep`: requester on A, responder on B, as `reqrep`. Node C has no
+//!   clients (its routes and idle traffic are still measured).
+//! * **Resources.** CPU = Δ(utime+stime) *summed over the 3 nodes* per
+//!   million headline messages. RSS in the table = VmHWM of the *largest*
+//!   node; the per-run line also prints the sum over nodes. All three nodes
+//!   are killed after every run.
+//!
 //! If the tern binary does not exist the bench says so and runs nats-server
 //! alone.
 
@@ -113,9 +145,14 @@ struct Args {
     /// Multiply the default message counts.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Comma-separated scenarios: pub16,pubsub16,pubsub1k,fanout4,queue4,reqrep.
+    /// Comma-separated scenarios: pub16,pubsub16,pubsub1k,fanout4,queue4,reqrep
+    /// (single server) and x16,x1k,xreqrep (3-node cluster).
     #[arg(long)]
     only: Option<String>,
+    /// Run the 3-node cluster scenarios (x16,x1k,xreqrep): alone, or in
+    /// addition to the scenarios named by --only.
+    #[arg(long)]
+    cluster: bool,
     /// Also write the result table as markdown to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -182,7 +219,8 @@ fn main() -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let scenarios: Vec<Scenario> = match &args.only {
+    let mut scenarios: Vec<Scenario> = match &args.only {
+        None if args.cluster => Vec::new(),
         None => Scenario::ALL.to_vec(),
         Some(list) => list
             .split(',')
@@ -191,6 +229,13 @@ fn main() -> Result<()> {
             .map(|s| Scenario::parse(s).with_context(|| format!("unknown scenario {s:?}")))
             .collect::<Result<_>>()?,
     };
+    if args.cluster {
+        for sc in Scenario::CLUSTER {
+            if !scenarios.contains(&sc) {
+                scenarios.push(sc);
+            }
+        }
+    }
 
     let nats_path = resolve(&args.nats)
         .with_context(|| format!("nats-server binary {:?} not found", args.nats))?;
@@ -293,6 +338,14 @@ fn main() -> Result<()> {
                             (Some(a), Some(b)) => format!("  p50 {a:.1}µs p99 {b:.1}µs"),
                             _ => String::new(),
                         };
+                        let mesh = match r.mesh_formed {
+                            Some(d) => format!(
+                                "  (rss sum {:.1} MiB; mesh formed in {} ms)",
+                                r.peak_rss_sum as f64 / 1048576.0,
+                                d.as_millis()
+                            ),
+                            None => String::new(),
+                        };
                         let noisy = if r.background_cores > 0.25 {
                             format!("  [NOISY: {:.2} cores busy elsewhere]", r.background_cores)
                         } else {
@@ -300,7 +353,7 @@ fn main() -> Result<()> {
                         };
                         println!(
                             "  run {run}/{} {:<5} {:>9}/s  (pub {:>8}/s sub {:>8}/s)  \
-                             cpu {:.3} s/M  gen-cpu {:.3} s/M  rss {:.1} MiB  n={}{lat}{noisy}",
+                             cpu {:.3} s/M  gen-cpu {:.3} s/M  rss {:.1} MiB  n={}{lat}{mesh}{noisy}",
                             args.runs,
                             spec.label,
                             fmt_rate(r.rate),
@@ -347,8 +400,9 @@ fn main() -> Result<()> {
             "Machine: {}. nats-server: {version}. {} runs per side, alternating, \
              fresh server per run; medians. Scale {}, runtime {:?}.\n\
              msgs/s: pub16 = published/s; pubsub*/fanout4/queue4 = delivered/s summed over \
-             subscribers; reqrep = sequential requests/s. CPU s/M = server CPU seconds per \
-             million of those messages. RSS = peak (VmHWM).\n\n{}",
+             subscribers; reqrep/xreqrep = sequential requests/s; x16/x1k = delivered/s at \
+             node B of a 3-node cluster. CPU s/M = server CPU seconds (summed over nodes) per \
+             million of those messages. RSS = peak (VmHWM; largest node in a cluster).\n\n{}",
             machine(),
             args.runs,
             args.scale,
