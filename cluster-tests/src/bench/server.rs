@@ -58,6 +58,20 @@ pub fn clock_ticks() -> f64 {
     }
 }
 
+/// Set the calling thread's nice value. Call it first thing in `main`: threads
+/// and processes created afterwards (load generators, servers) inherit it.
+/// Negative values need root (CAP_SYS_NICE).
+#[allow(unsafe_code)]
+pub fn set_nice(n: i32) -> Result<()> {
+    // SAFETY: setpriority only changes the scheduling priority of the calling
+    // thread (who = 0); no memory is shared.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context(format!("setpriority({n})"));
+    }
+    Ok(())
+}
+
 /// CPU time (all threads) and peak RSS of process `pid`.
 pub fn proc_sample(pid: u32) -> Result<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
