@@ -91,8 +91,13 @@ impl Report {
         stats.get(i).filter(|s| !s.runs.is_empty()).cloned()
     }
 
-    /// Header + rows as cells.
+    /// Header + rows as cells (all scenarios).
     pub fn cells(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        self.cells_where(|_| true)
+    }
+
+    /// Header + rows as cells for the scenarios `keep` selects.
+    pub fn cells_where(&self, keep: impl Fn(Scenario) -> bool) -> (Vec<String>, Vec<Vec<String>>) {
         let a = self.sides.first().cloned().unwrap_or_else(|| "nats".into());
         let b = self.sides.get(1).cloned().unwrap_or_else(|| "tern".into());
         let header = vec![
@@ -109,7 +114,7 @@ impl Report {
             format!("{b} p50/p99 µs"),
         ];
         let mut rows = Vec::new();
-        for (sc, stats) in &self.rows {
+        for (sc, stats) in self.rows.iter().filter(|(sc, _)| keep(*sc)) {
             let sa = self.side(stats, 0);
             let sb = self.side(stats, 1);
             let get = |s: &Option<SideStats>, f: &dyn Fn(&SideStats) -> Option<f64>| {
@@ -148,52 +153,83 @@ impl Report {
         (header, rows)
     }
 
-    /// Aligned plain-text table.
+    /// Plain-text tables: single-server scenarios, then (if any were run)
+    /// the 3-node cluster scenarios under [`CLUSTER_CAPTION`].
     pub fn to_text(&self) -> String {
-        let (header, rows) = self.cells();
-        let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-        for r in &rows {
-            for (i, c) in r.iter().enumerate() {
-                w[i] = w[i].max(c.chars().count());
-            }
-        }
-        let line = |cells: &[String]| -> String {
-            let mut s = String::new();
-            for (i, c) in cells.iter().enumerate() {
-                let pad = w[i] - c.chars().count();
-                if i == 0 {
-                    s.push_str(c);
-                    s.push_str(&" ".repeat(pad));
-                } else {
-                    s.push_str("  ");
-                    s.push_str(&" ".repeat(pad));
-                    s.push_str(c);
-                }
-            }
-            s.push('\n');
-            s
-        };
-        let mut out = line(&header);
-        out.push_str(&"-".repeat(w.iter().sum::<usize>() + 2 * (w.len() - 1)));
-        out.push('\n');
-        for r in &rows {
-            out.push_str(&line(r));
-        }
-        out
+        self.sections(text_table, "")
     }
 
-    /// Markdown table.
+    /// Markdown tables, laid out like [`Report::to_text`].
     pub fn to_markdown(&self) -> String {
-        let (header, rows) = self.cells();
-        let mut out = format!("| {} |\n", header.join(" | "));
-        out.push('|');
-        for i in 0..header.len() {
-            out.push_str(if i == 0 { "---|" } else { "---:|" });
+        self.sections(markdown_table, "**")
+    }
+
+    fn sections(&self, render: fn(&[String], &[Vec<String>]) -> String, emph: &str) -> String {
+        let mut out = String::new();
+        let (header, single) = self.cells_where(|sc| !sc.is_cluster());
+        if !single.is_empty() {
+            out.push_str(&render(&header, &single));
         }
-        out.push('\n');
-        for r in rows {
-            out.push_str(&format!("| {} |\n", r.join(" | ")));
+        let (header, cluster) = self.cells_where(Scenario::is_cluster);
+        if !cluster.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("{emph}{CLUSTER_CAPTION}{emph}\n\n"));
+            out.push_str(&render(&header, &cluster));
         }
         out
     }
+}
+
+/// Says how the cluster table's columns differ from the single-server ones.
+pub const CLUSTER_CAPTION: &str = "3-node cluster (full mesh A-B-C; publisher/requester on A, \
+    subscriber/responder on B, C idle): msgs/s = delivered at B (x16, x1k) or requests/s \
+    (xreqrep); CPU s/M = CPU summed over the 3 nodes; RSS = peak of the largest node.";
+
+/// Aligned plain-text table.
+fn text_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            if i == 0 {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            } else {
+                s.push_str("  ");
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(header);
+    out.push_str(&"-".repeat(w.iter().sum::<usize>() + 2 * (w.len() - 1)));
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+/// Markdown table.
+fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut out = format!("| {} |\n", header.join(" | "));
+    out.push('|');
+    for i in 0..header.len() {
+        out.push_str(if i == 0 { "---|" } else { "---:|" });
+    }
+    out.push('\n');
+    for r in rows {
+        out.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    out
 }

@@ -4,8 +4,13 @@
 //! cargo build --release --bin tern            # the server under test
 //! cargo run --release -p cluster-tests --bin tern-bench -- \
 //!     [--tern PATH] [--nats PATH] [--runs N] [--duration SECS] [--scale F] \
-//!     [--only pub16,reqrep] [--markdown FILE] [--runtime thread|shared]
+//!     [--only pub16,reqrep] [--cluster] [--markdown FILE] [--runtime thread|shared]
+//!     [--nice N]
 //! ```
+//!
+//! Scenarios: `pub16,pubsub16,pubsub1k,fanout4,queue4,reqrep` (single
+//! server, the default set) and `x16,x1k,xreqrep` (3-node cluster; selected
+//! with `--cluster` or by name in `--only`).
 //!
 //! # Method
 //!
@@ -63,7 +68,40 @@
 //! * **Noise.** Each run also reports how many cores were busy *outside*
 //!   the server and the bench (from `/proc/stat`) and flags the run `NOISY`
 //!   above 0.25 cores: on a shared 2-core machine other processes are the
-//!   biggest error source, so compare only quiet runs.
+//!   biggest error source, so compare only quiet runs. `--nice -10` (root)
+//!   runs the bench and the servers ahead of such neighbours: on a 2-core box
+//!   busy with compiles, request/reply tails otherwise measure the kernel
+//!   scheduler's wake-up delay (ms) more than the servers. Background load
+//!   is elastic (it takes whatever CPU a server leaves idle), so a cheaper
+//!   server also shows more "cores busy elsewhere".
+//!
+//! # 3-node cluster scenarios (`x16`, `x1k`, `xreqrep`)
+//!
+//! * **Cluster.** For every run each side gets a fresh 3-node cluster on
+//!   127.0.0.1, started in order A, B, C with the same flags for both servers:
+//!   `-a 127.0.0.1 -p P --cluster nats://127.0.0.1:CP --cluster_name bench
+//!   -n NAME`, and `--routes nats://127.0.0.1:<A's CP>` for B and C (B–C
+//!   is found by gossip). All six ports are reserved together.
+//! * **Mesh formation** is detected the same way for both servers, with the
+//!   client protocol only: for every ordered pair (X, Y) of nodes a probe
+//!   connection subscribes on Y to a fresh subject and another publishes to it
+//!   on X every 10 ms until one arrives (20 s limit for the whole mesh).
+//!   Servers never forward route→route, so each delivery proves a direct
+//!   X–Y route carrying Y's interest. Formation time is printed per run.
+//! * **Per-run interest.** After a run's subscriptions are registered on B
+//!   (handshake PONG), one more probe (sub on B, pub on A) is made; its
+//!   interest travels behind the run's on the same route connection, so when
+//!   it arrives, A knows the run's interest (for `xreqrep` also the reverse
+//!   direction for the requester's inbox on A). Only then does timing start.
+//! * **Load.** `x16`/`x1k`: publisher on A, one subscriber on B, 16 B / 1 KiB,
+//!   same flow control and counting as `pubsub16`/`pubsub1k` (headline =
+//!   delivered at B per second; every published message must arrive).
+//!   `xreqrep`: requester on A, responder on B, as `reqrep`. Node C has no
+//!   clients (its routes and idle traffic are still measured).
+//! * **Resources.** CPU = Δ(utime+stime) *summed over the 3 nodes* per
+//!   million headline messages. RSS in the table = VmHWM of the *largest*
+//!   node; the per-run line also prints the sum over nodes. All three nodes
+//!   are killed after every run.
 //!
 //! If the tern binary does not exist the bench says so and runs nats-server
 //! alone.
@@ -75,6 +113,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use cluster_tests::bench::report::fmt_rate;
 use cluster_tests::bench::scenario::run_on;
+use cluster_tests::bench::server::set_nice;
 use cluster_tests::bench::{
     run_once, Exec, Report, RtMode, RunParams, Scenario, ServerSpec, SideStats,
 };
@@ -113,9 +152,14 @@ struct Args {
     /// Multiply the default message counts.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Comma-separated scenarios: pub16,pubsub16,pubsub1k,fanout4,queue4,reqrep.
+    /// Comma-separated scenarios: pub16,pubsub16,pubsub1k,fanout4,queue4,reqrep
+    /// (single server) and x16,x1k,xreqrep (3-node cluster).
     #[arg(long)]
     only: Option<String>,
+    /// Run the 3-node cluster scenarios (x16,x1k,xreqrep): alone, or in
+    /// addition to the scenarios named by --only.
+    #[arg(long)]
+    cluster: bool,
     /// Also write the result table as markdown to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -128,6 +172,11 @@ struct Args {
     /// Worker threads for `--runtime shared`.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Run the bench and (inherited) every server at this nice value, e.g.
+    /// -10 (negative needs root), so that on a shared machine other
+    /// processes steal less CPU and wake-up latency from the measured ones.
+    #[arg(long, allow_hyphen_values = true)]
+    nice: Option<i32>,
 }
 
 /// Resolve `p` like the shell would: paths with a `/` as-is, bare names via
@@ -179,10 +228,15 @@ fn machine() -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(n) = args.nice {
+        // Before any thread or server exists, so all of them inherit it.
+        set_nice(n)?;
+    }
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let scenarios: Vec<Scenario> = match &args.only {
+    let mut scenarios: Vec<Scenario> = match &args.only {
+        None if args.cluster => Vec::new(),
         None => Scenario::ALL.to_vec(),
         Some(list) => list
             .split(',')
@@ -191,6 +245,13 @@ fn main() -> Result<()> {
             .map(|s| Scenario::parse(s).with_context(|| format!("unknown scenario {s:?}")))
             .collect::<Result<_>>()?,
     };
+    if args.cluster {
+        for sc in Scenario::CLUSTER {
+            if !scenarios.contains(&sc) {
+                scenarios.push(sc);
+            }
+        }
+    }
 
     let nats_path = resolve(&args.nats)
         .with_context(|| format!("nats-server binary {:?} not found", args.nats))?;
@@ -235,8 +296,12 @@ fn main() -> Result<()> {
         println!("tern: {}", t.program.display());
     }
     println!(
-        "runs: {} per side, alternating; scale {}; duration cap {}s; runtime {:?}",
-        args.runs, args.scale, args.duration, mode
+        "runs: {} per side, alternating; scale {}; duration cap {}s; runtime {:?}; nice {}",
+        args.runs,
+        args.scale,
+        args.duration,
+        mode,
+        args.nice.map_or("unchanged".into(), |n| n.to_string())
     );
 
     // Probe + warm-up: start each side once, show what actually runs (wrappers
@@ -293,6 +358,14 @@ fn main() -> Result<()> {
                             (Some(a), Some(b)) => format!("  p50 {a:.1}µs p99 {b:.1}µs"),
                             _ => String::new(),
                         };
+                        let mesh = match r.mesh_formed {
+                            Some(d) => format!(
+                                "  (rss sum {:.1} MiB; mesh formed in {} ms)",
+                                r.peak_rss_sum as f64 / 1048576.0,
+                                d.as_millis()
+                            ),
+                            None => String::new(),
+                        };
                         let noisy = if r.background_cores > 0.25 {
                             format!("  [NOISY: {:.2} cores busy elsewhere]", r.background_cores)
                         } else {
@@ -300,7 +373,7 @@ fn main() -> Result<()> {
                         };
                         println!(
                             "  run {run}/{} {:<5} {:>9}/s  (pub {:>8}/s sub {:>8}/s)  \
-                             cpu {:.3} s/M  gen-cpu {:.3} s/M  rss {:.1} MiB  n={}{lat}{noisy}",
+                             cpu {:.3} s/M  gen-cpu {:.3} s/M  rss {:.1} MiB  n={}{lat}{mesh}{noisy}",
                             args.runs,
                             spec.label,
                             fmt_rate(r.rate),
@@ -345,14 +418,16 @@ fn main() -> Result<()> {
     if let Some(path) = &args.markdown {
         let md = format!(
             "Machine: {}. nats-server: {version}. {} runs per side, alternating, \
-             fresh server per run; medians. Scale {}, runtime {:?}.\n\
+             fresh server per run; medians. Scale {}, runtime {:?}, nice {}.\n\
              msgs/s: pub16 = published/s; pubsub*/fanout4/queue4 = delivered/s summed over \
-             subscribers; reqrep = sequential requests/s. CPU s/M = server CPU seconds per \
-             million of those messages. RSS = peak (VmHWM).\n\n{}",
+             subscribers; reqrep/xreqrep = sequential requests/s; x16/x1k = delivered/s at \
+             node B of a 3-node cluster. CPU s/M = server CPU seconds (summed over nodes) per \
+             million of those messages. RSS = peak (VmHWM; largest node in a cluster).\n\n{}",
             machine(),
             args.runs,
             args.scale,
             mode,
+            args.nice.map_or("unchanged".into(), |n| n.to_string()),
             report.to_markdown()
         );
         std::fs::write(path, md).with_context(|| format!("write {path:?}"))?;
