@@ -280,7 +280,7 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
 
     client.out.push(&server.client_info_line(cid, &addr));
     let (mut rd, wr) = stream.into_split();
-    let writer = spawn_writer(&server, &client, wr, cfg.write_deadline);
+    let writer = spawn_tcp_writer(&server, &client, wr, cfg.write_deadline);
     client.out.kick();
 
     let max_conn = cfg.max_connections;
@@ -343,6 +343,24 @@ where
     let conn = conn.clone();
     tokio::spawn(async move {
         let r = conn.out.write_loop(w, deadline).await;
+        if let Some(reason) = r {
+            conn.writer_failed(&server, reason, deadline);
+        }
+        r
+    })
+}
+
+/// [`spawn_writer`] for a plain TCP connection: flushes write the socket directly.
+pub fn spawn_tcp_writer(
+    server: &Arc<ServerShared>,
+    conn: &Arc<Client>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+    deadline: Duration,
+) -> tokio::task::JoinHandle<Option<CloseReason>> {
+    let server = server.clone();
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let r = conn.out.write_loop_tcp(w, deadline).await;
         if let Some(reason) = r {
             conn.writer_failed(&server, reason, deadline);
         }

@@ -15,6 +15,9 @@ use crate::protocol::encode;
 use crate::server::ServerShared;
 use crate::sublist::SublistResult;
 
+/// How many receivers per read batch are flushed inline by the publishing task.
+const INLINE_FLUSHES: usize = 4;
+
 /// Connections written to during one read batch; each is woken once at the end
 /// (nats-server's "pcd" / flushClients).
 #[derive(Default)]
@@ -37,8 +40,14 @@ impl Pcd {
     /// stall) instead of pushing a merely busy consumer over the limit.
     pub fn flush(&mut self) -> Option<Arc<Client>> {
         let mut fullest: Option<(usize, Arc<Client>)> = None;
-        for c in self.clients.drain(..) {
-            c.out.kick();
+        for (i, c) in self.clients.drain(..).enumerate() {
+            // The first few receivers are written from here (no wake-up: low latency);
+            // a larger fan-out is handed to the writer tasks so it spreads over cores.
+            if i < INLINE_FLUSHES {
+                c.out.kick();
+            } else {
+                c.out.signal();
+            }
             let p = c.out.pending();
             if p > c.out.max_pending() / 4 * 3 && fullest.as_ref().is_none_or(|(fp, _)| p > *fp) {
                 fullest = Some((p, c));

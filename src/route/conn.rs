@@ -93,7 +93,7 @@ pub async fn serve(
     let max_pending = (cfg.max_pending as usize).max(64 * 1024 * 1024) * 4;
     let conn = Arc::new(Client::with_kind(cid, addr, max_pending, ConnKind::Route));
     let (mut rd, wr) = stream.into_split();
-    let writer = crate::client::spawn_writer(&server, &conn, wr, cfg.write_deadline);
+    let writer = crate::client::spawn_tcp_writer(&server, &conn, wr, cfg.write_deadline);
     match &side {
         Side::Accepted => conn.out.push(&server.route_info_line()),
         Side::Solicited { user, pass, .. } => {
