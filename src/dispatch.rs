@@ -173,6 +173,10 @@ pub fn deliver_local(
 /// (auto-unsubscribe limit reached, or its connection is closing).
 #[inline]
 pub fn deliver_to(server: &ServerShared, sub: &Subscription, msg: &Msg<'_>, pcd: &mut Pcd) -> bool {
+    // Subscribe deny filter and allow_responses tracking; one relaxed load when unused.
+    if !sub.client.perm_hook.admit(msg.subject, msg.reply) {
+        return false;
+    }
     let max = sub.max.load(Ordering::Relaxed);
     let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
     if max > 0 && n > max {

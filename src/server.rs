@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::client::{self, Client, SubRef};
 use crate::config::{defaults, Config};
 use crate::error::{CloseReason, StartError};
+use crate::net::Security;
 use crate::protocol::info::ServerInfo;
 use crate::sublist::Sublist;
 
@@ -99,6 +100,8 @@ pub struct ServerShared {
     lame_duck: AtomicBool,
     shutdown: watch::Sender<bool>,
     pub http_requests: DashMap<String, u64>,
+    /// Authenticator and TLS acceptor for new connections; replaced on reload.
+    security: RwLock<Arc<Security>>,
 }
 
 impl ServerShared {
@@ -117,6 +120,15 @@ impl ServerShared {
         self.config_generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    pub fn security(&self) -> Arc<Security> {
+        self.security.read().clone()
+    }
+
+    /// Installs reloaded users, permissions and certificates (new connections use them).
+    pub fn set_security(&self, s: Security) {
+        *self.security.write() = Arc::new(s);
+    }
+
     pub fn shutdown_rx(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
@@ -129,11 +141,12 @@ impl ServerShared {
         self.info.read().clone()
     }
 
-    /// The INFO line sent on accept.
-    pub fn client_info_line(&self, cid: u64, addr: &SocketAddr) -> Vec<u8> {
+    /// The INFO line sent on accept; `nonce` is empty unless nkey users are configured.
+    pub fn client_info_line(&self, cid: u64, addr: &SocketAddr, nonce: &str) -> Vec<u8> {
         let mut info = self.info();
         info.client_id = cid;
         info.client_ip = addr.ip().to_string();
+        info.nonce = nonce.to_string();
         info.to_line()
     }
 
@@ -298,6 +311,11 @@ impl Server {
         let listener = bind(&config.host, port).await?;
         let client_addr = listener.local_addr()?;
 
+        let security = Security::build(&config).map_err(StartError::Config)?;
+        let tls = security
+            .tls
+            .as_ref()
+            .map(|t| (t.allow_non_tls, t.cfg.verify_clients()));
         let (shutdown, _) = watch::channel(false);
         let info = ServerInfo {
             server_id: server_id.clone(),
@@ -308,7 +326,10 @@ impl Server {
             host: config.host.clone(),
             port: client_addr.port(),
             headers: !config.no_header_support,
-            auth_required: config.authorization.required(),
+            auth_required: security.auth.required(),
+            tls_required: tls.is_some_and(|(optional, _)| !optional),
+            tls_available: tls.is_some_and(|(optional, _)| optional),
+            tls_verify: tls.is_some_and(|(_, verify)| verify),
             max_payload: config.max_payload,
             ..Default::default()
         };
@@ -327,6 +348,7 @@ impl Server {
             http_requests: DashMap::new(),
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),
+            security: RwLock::new(Arc::new(security)),
         });
 
         let mut tasks = Vec::new();
