@@ -148,7 +148,20 @@ pub async fn accept(
         }
     }
     tracing::debug!("{addr} - cid:{cid} - Starting TLS client connection handshake");
-    let tls = match tokio::time::timeout(timeout, setup.acceptor.accept(stream)).await {
+    let started = tokio::time::Instant::now();
+    // Like Go's crypto/tls, a first record that is not a handshake ends the connection
+    // without a TLS alert (rustls would answer with one): a plain client gets no bytes.
+    match peek_first(&stream, timeout).await {
+        Some(TLS_HANDSHAKE_RECORD) => {}
+        Some(_) => {
+            return Err(
+                "TLS handshake error: tls: first record does not look like a TLS handshake".into(),
+            )
+        }
+        None => return Err("TLS handshake timeout".into()),
+    }
+    let left = timeout.saturating_sub(started.elapsed());
+    let tls = match tokio::time::timeout(left, setup.acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(format!("TLS handshake error: {e}")),
         Err(_) => return Err("TLS handshake timeout".into()),
