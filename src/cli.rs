@@ -116,6 +116,11 @@ enum Target {
     Routes,
     NoAdvertise,
     ConnectRetries,
+    Tls,
+    TlsVerify,
+    TlsCert,
+    TlsKey,
+    TlsCaCert,
     Help,
     Version,
     Unsupported,
@@ -160,23 +165,21 @@ const FLAGS: &[(&[&str], Kind, Target)] = &[
     (&["routes"], Kind::Value, Target::Routes),
     (&["no_advertise"], Kind::Bool, Target::NoAdvertise),
     (&["connect_retries"], Kind::Value, Target::ConnectRetries),
+    (&["tls"], Kind::Bool, Target::Tls),
+    (&["tlsverify"], Kind::Bool, Target::TlsVerify),
+    (&["tlscert"], Kind::Value, Target::TlsCert),
+    (&["tlskey"], Kind::Value, Target::TlsKey),
+    (&["tlscacert"], Kind::Value, Target::TlsCaCert),
     (&["h", "help"], Kind::Bool, Target::Help),
     (&["v", "version"], Kind::Bool, Target::Version),
     // nats-server flags for features tern does not have yet: a clear error, not "unknown".
     (
-        &["s", "syslog", "tls", "tlsverify", "help_tls", "logtime_utc"],
+        &["s", "syslog", "help_tls", "logtime_utc"],
         Kind::Bool,
         Target::Unsupported,
     ),
     (
-        &[
-            "r",
-            "remote_syslog",
-            "tlscert",
-            "tlskey",
-            "tlscacert",
-            "profile",
-        ],
+        &["r", "remote_syslog", "profile"],
         Kind::Value,
         Target::Unsupported,
     ),
@@ -257,6 +260,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
                 }
                 Target::JetStream => o.jetstream = Some(b),
                 Target::NoAdvertise => o.no_advertise = Some(b),
+                Target::Tls => o.tls = Some(b),
+                Target::TlsVerify => o.tls_verify = Some(b),
                 Target::Help => help = b,
                 Target::Version => version = b,
                 _ => {}
@@ -308,6 +313,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
                 o.cluster_listen = Some(value);
             }
             Target::ClusterName => o.cluster_name = Some(value),
+            Target::TlsCert => o.tls_cert = Some(PathBuf::from(value)),
+            Target::TlsKey => o.tls_key = Some(PathBuf::from(value)),
+            Target::TlsCaCert => o.tls_ca_cert = Some(PathBuf::from(value)),
             Target::ClusterAdvertise => o.cluster_advertise = Some(value),
             Target::Routes => {
                 let routes = value
@@ -468,6 +476,13 @@ Authorization Options:
         --pass <password>            Password required for connections
         --auth <token>               Authorization token required for connections
 
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
+
 Cluster Options:
         --routes <rurl-1, rurl-2>    Routes to solicit and connect
         --cluster <cluster-url>      Cluster URL for solicited routes
@@ -484,7 +499,7 @@ Common Options:
 Environment:
     TERN_<KEY>=value overrides a config key (TERN_MAX_PAYLOAD=2MB, TERN_CLUSTER__NAME=c1).
 
-Not supported yet (rejected): --syslog, --remote_syslog, --tls*, --profile, --help_tls
+Not supported yet (rejected): --syslog, --remote_syslog, --profile, --help_tls
 ";
 
 #[cfg(test)]
@@ -692,9 +707,6 @@ mod tests {
             (&["--syslog"][..], "syslog"),
             (&["-s"], "syslog"),
             (&["-r", "udp://x:514"], "remote_syslog"),
-            (&["--tls"], "tls"),
-            (&["--tlscert", "c.pem"], "tlscert"),
-            (&["--tlsverify"], "tlsverify"),
             (&["--profile", "6060"], "profile"),
             (&["--help_tls"], "help_tls"),
         ] {

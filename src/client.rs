@@ -12,14 +12,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::auth::permissions::{self, ConnPerms, HookSlot};
 use crate::config::Config;
 use crate::conn::outbound::Outbound;
 use crate::dispatch::{self, MatchCache, Msg, Origin, Pcd, Rng};
 use crate::error::CloseReason;
+use crate::net::tls::Accepted;
+use crate::net::Security;
 use crate::protocol::encode;
 use crate::protocol::info::ConnectInfo;
 use crate::protocol::{Op, ParseError, Parser, ParserLimits};
@@ -109,6 +112,9 @@ pub struct Client {
     /// Set once a protocol-1 client has had its first PONG: from then on it may be
     /// sent async INFO (cluster URL changes, lame duck).
     pub async_info: AtomicBool,
+    /// Delivery-time permission checks (deny filter, allow_responses); empty for users
+    /// without permissions.
+    pub perm_hook: HookSlot,
 }
 
 impl Client {
@@ -132,6 +138,7 @@ impl Client {
             last_activity: AtomicU64::new(unix_nanos(SystemTime::now())),
             subs: Mutex::new(HashMap::new()),
             meta: Mutex::new(ConnMeta::default()),
+            perm_hook: HookSlot::default(),
         }
     }
 
@@ -263,24 +270,99 @@ struct Conn {
     /// Configuration snapshot, refreshed after a reload.
     cfg: Arc<Config>,
     cfg_gen: u64,
+    /// Auth and TLS as of accept; a reload applies to new connections.
+    sec: Arc<Security>,
+    /// INFO nonce for nkey signatures (empty without nkey users).
+    nonce: String,
+    /// Client certificate identities (`verify_and_map`).
+    cert_names: Vec<String>,
+    /// `None` for users without permissions: no checks on the hot path.
+    perms: Option<ConnPerms>,
+    /// `"$G/user:NAME"` tag of nats-server's violation log lines; empty without a user.
+    user_tag: String,
 }
 
 /// Serves one accepted client connection until it closes.
 pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let cid = server.next_cid.fetch_add(1, Ordering::Relaxed);
-    let cfg_gen = server.config_generation();
-    let cfg = server.config();
-    let client = Arc::new(Client::new(cid, addr, cfg.max_pending as usize));
     server
         .stats
         .total_connections
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!("{addr} - cid:{cid} - Client connection created");
+    let sec = server.security();
+    let nonce = if sec.auth.needs_nonce() {
+        crate::auth::new_nonce()
+    } else {
+        String::new()
+    };
+    let info = server.client_info_line(cid, &addr, &nonce);
+    let Some(tls) = sec.tls.clone() else {
+        // Plain TCP keeps its owned halves (no lock between reader and writer).
+        let (rd, wr) = stream.into_split();
+        let id = Identity { cid, addr, nonce };
+        let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_tcp_writer(s, c, wr, d);
+        return run(server, sec, id, Some(info), Vec::new(), rd, spawn).await;
+    };
+    match crate::net::tls::accept(&tls, stream, addr, cid, &info).await {
+        Ok(Accepted::Plain(stream)) => {
+            let (rd, wr) = stream.into_split();
+            let id = Identity { cid, addr, nonce };
+            let spawn =
+                move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_tcp_writer(s, c, wr, d);
+            run(server, sec, id, None, Vec::new(), rd, spawn).await
+        }
+        Ok(Accepted::Tls {
+            stream,
+            send_info,
+            cert_names,
+        }) => {
+            let (rd, wr) = tokio::io::split(*stream);
+            let info = send_info.then_some(info);
+            let id = Identity { cid, addr, nonce };
+            let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_writer(s, c, wr, d);
+            run(server, sec, id, info, cert_names, rd, spawn).await
+        }
+        Err(e) => tracing::error!("{addr} - cid:{cid} - {e}"),
+    }
+}
 
-    client.out.push(&server.client_info_line(cid, &addr));
-    let (mut rd, wr) = stream.into_split();
-    let writer = spawn_tcp_writer(&server, &client, wr, cfg.write_deadline);
+/// Who a new connection is before CONNECT.
+struct Identity {
+    cid: u64,
+    addr: SocketAddr,
+    nonce: String,
+}
+
+/// The connection after its transport is ready: `info` is pushed first when the TLS
+/// phase did not already send it.
+/// `spawn` starts the writer task for the connection's write half (the direct-write
+/// TCP writer, or the generic one for TLS).
+async fn run<R, S>(
+    server: Arc<ServerShared>,
+    sec: Arc<Security>,
+    id: Identity,
+    info: Option<Vec<u8>>,
+    cert_names: Vec<String>,
+    mut rd: R,
+    spawn: S,
+) where
+    R: AsyncRead + Unpin,
+    S: FnOnce(
+        &Arc<ServerShared>,
+        &Arc<Client>,
+        Duration,
+    ) -> tokio::task::JoinHandle<Option<CloseReason>>,
+{
+    let Identity { cid, addr, nonce } = id;
+    let cfg_gen = server.config_generation();
+    let cfg = server.config();
+    let client = Arc::new(Client::new(cid, addr, cfg.max_pending as usize));
+    if let Some(info) = info {
+        client.out.push(&info);
+    }
+    let writer = spawn(&server, &client, cfg.write_deadline);
     client.out.kick();
 
     let max_conn = cfg.max_connections;
@@ -295,7 +377,7 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
     } else {
         server.clients.insert(cid, client.clone());
         let mut conn = Conn {
-            auth_required: cfg.authorization.required(),
+            auth_required: sec.auth.required(),
             trace: cfg.logging.trace,
             cfg: cfg.clone(),
             cfg_gen,
@@ -314,6 +396,11 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
             in_bytes: 0,
             activity_mark: 0,
             interest_changed: false,
+            sec,
+            nonce,
+            cert_names,
+            perms: None,
+            user_tag: String::new(),
         };
         let close = conn.read_loop(&mut rd).await;
         conn.publish_counters();
@@ -457,7 +544,7 @@ impl Conn {
         self.trace = self.cfg.logging.trace;
     }
 
-    async fn read_loop(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf) -> Close {
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> Close {
         let server = self.server.clone();
         let mut shutdown = server.shutdown_rx();
         let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -604,12 +691,22 @@ impl Conn {
 
     fn process_op(&mut self, op: Op<'_>) -> Result<(), Close> {
         if self.trace {
-            tracing::trace!(
-                "{} - cid:{} - <<- [{}]",
-                self.client.addr,
-                self.client.cid,
-                op
-            );
+            if let Op::Connect(json) = &op {
+                // Passwords and tokens never reach the log.
+                tracing::trace!(
+                    "{} - cid:{} - <<- [CONNECT {}]",
+                    self.client.addr,
+                    self.client.cid,
+                    crate::auth::redact_connect(json)
+                );
+            } else {
+                tracing::trace!(
+                    "{} - cid:{} - <<- [{}]",
+                    self.client.addr,
+                    self.client.cid,
+                    op
+                );
+            }
         }
         if self.auth_required && !self.connected && !matches!(op, Op::Connect(_)) {
             return Err(Close::new(
@@ -677,28 +774,45 @@ impl Conn {
                 Some("no responders requires headers support"),
             ));
         }
-        // Legacy account fields are refused even without auth, as nats-server does.
-        let legacy_account = opts.account.is_some() || opts.new_account.is_some();
-        if legacy_account
-            || (self.auth_required && !crate::auth::check(&self.cfg.authorization, &opts))
-        {
-            tracing::error!(
-                "{} - cid:{} - authentication error - User {:?}",
-                self.client.addr,
-                self.client.cid,
-                opts.user.as_deref().unwrap_or("")
-            );
-            return Err(Close::new(
-                CloseReason::AuthenticationViolation,
-                Some("Authorization Violation"),
-            ));
-        }
+        // Legacy account fields are refused even without auth (inside authenticate).
+        let authed =
+            match self
+                .sec
+                .auth
+                .authenticate(&opts, self.nonce.as_bytes(), &self.cert_names)
+            {
+                Ok(a) => a,
+                Err(denied) => {
+                    tracing::error!(
+                        "{} - cid:{} - authentication error{}",
+                        self.client.addr,
+                        self.client.cid,
+                        denied.log_suffix()
+                    );
+                    return Err(Close::new(
+                        CloseReason::AuthenticationViolation,
+                        Some("Authorization Violation"),
+                    ));
+                }
+            };
+        self.perms = match authed.perms {
+            Some(p) => Some(ConnPerms::new(p, &self.client.perm_hook)),
+            None => {
+                ConnPerms::clear(&self.client.perm_hook);
+                None
+            }
+        };
+        self.user_tag = if authed.user.is_empty() {
+            String::new()
+        } else {
+            format!("\"$G/user:{}\" - ", authed.user)
+        };
         {
             let mut m = self.client.meta.lock();
             m.name = opts.name.clone().unwrap_or_default();
             m.lang = opts.lang.clone().unwrap_or_default();
             m.version = opts.version.clone().unwrap_or_default();
-            m.user = opts.user.clone().unwrap_or_default();
+            m.user = authed.user;
         }
         let headers = opts.headers && !self.cfg.no_header_support;
         self.client.headers.store(headers, Ordering::Relaxed);
@@ -728,6 +842,12 @@ impl Conn {
 
     fn process_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
         self.interest_changed = true;
+        if let Some(p) = &mut self.perms {
+            if !p.can_subscribe(subject, queue) {
+                self.sub_violation(subject, queue, sid);
+                return;
+            }
+        }
         if !subject::is_valid_subject(subject)
             || queue.is_some_and(|q| !subject::is_valid_queue_name(q))
         {
@@ -813,6 +933,17 @@ impl Conn {
             self.send_err("Invalid Publish Subject");
             self.pcd.add(&self.client);
         }
+        if let Some((err, log)) = self.pub_violation(subject, reply) {
+            tracing::error!(
+                "{} - cid:{} - {}Publish Violation - {log}",
+                self.client.addr,
+                self.client.cid,
+                self.user_tag
+            );
+            self.send_err(&err);
+            self.pcd.add(&self.client);
+            return Ok(());
+        }
         // nats-server acknowledges a verbose PUB before delivering it.
         self.ok();
         let server = &*self.server;
@@ -835,6 +966,57 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Reserved subjects and replies (every client), then the user's publish permission.
+    /// Returns the -ERR text and the log detail.
+    #[inline]
+    fn pub_violation(&mut self, subject: &[u8], reply: Option<&[u8]>) -> Option<(String, String)> {
+        let denied = permissions::reserved_subject(subject)
+            || self.perms.as_mut().is_some_and(|p| !p.can_publish(subject));
+        if denied {
+            let q = permissions::go_quote(subject);
+            return Some((
+                format!("Permissions Violation for Publish to {q}"),
+                format!("Subject {q}"),
+            ));
+        }
+        match reply {
+            Some(r) if permissions::reserved_reply(r) => {
+                let q = permissions::go_quote(r);
+                Some((
+                    format!("Permissions Violation for Publish with Reply of {q}"),
+                    format!("Reply {q}"),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn sub_violation(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+        let s = permissions::go_quote(subject);
+        let sid = String::from_utf8_lossy(sid);
+        let (err, log) = match queue {
+            Some(q) => {
+                let q = permissions::go_quote(q);
+                (
+                    format!("Permissions Violation for Subscription to {s} using queue {q}"),
+                    format!("Subject {s}, Queue: {q}, SID {sid}"),
+                )
+            }
+            None => (
+                format!("Permissions Violation for Subscription to {s}"),
+                format!("Subject {s}, SID {sid}"),
+            ),
+        };
+        tracing::error!(
+            "{} - cid:{} - {}Subscription Violation - {log}",
+            self.client.addr,
+            self.client.cid,
+            self.user_tag
+        );
+        self.send_err(&err);
+        self.pcd.add(&self.client);
     }
 
     /// Server ping timer: stale check, then PING unless the client was active.

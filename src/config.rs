@@ -51,12 +51,48 @@ pub struct Authorization {
     /// Auth timeout; `None` means nats-server's default (2 s, or tls timeout + 1 s with TLS).
     #[serde(with = "opt_duration")]
     pub timeout: Option<Duration>,
+    /// Permissions of users configured without their own (raw conf block).
+    pub default_permissions: Option<serde_json::Value>,
 }
 
 impl Authorization {
     /// Whether clients must authenticate (drives INFO `auth_required` and the auth timer).
     pub fn required(&self) -> bool {
         self.user.is_some() || self.token.is_some() || !self.users.is_empty()
+    }
+}
+
+/// Client `tls { ... }` (and `--tls*` flags).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// CA bundle for verifying client certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Require and verify a client certificate.
+    pub verify: bool,
+    /// `verify` plus map the certificate identity to a configured user.
+    pub verify_and_map: bool,
+    /// Handshake timeout; `None` = nats-server's 2 s.
+    #[serde(with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// TLS before INFO (`handshake_first: true`).
+    pub handshake_first: bool,
+    /// `handshake_first: "300ms"`: send INFO in plaintext after this long if the client
+    /// has not started TLS.
+    #[serde(with = "opt_duration")]
+    pub handshake_first_fallback: Option<Duration>,
+}
+
+impl TlsConfig {
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(defaults::TLS_TIMEOUT)
+    }
+
+    /// A client certificate is required.
+    pub fn verify_clients(&self) -> bool {
+        self.verify || self.verify_and_map
     }
 }
 
@@ -151,6 +187,10 @@ pub struct Config {
     pub store_dir: Option<PathBuf>,
     pub jetstream: bool,
     pub cluster: ClusterConfig,
+    /// Client TLS; `None` = plaintext only.
+    pub tls: Option<TlsConfig>,
+    /// With `tls`, also accept clients that do not start TLS (INFO `tls_available`).
+    pub allow_non_tls: bool,
     /// Truncate traced message bodies to this many bytes (0 = no limit); nats `max_traced_msg_len`.
     pub max_traced_msg_len: i32,
     /// The file this config was read from (for reload); not a conf key.
@@ -185,6 +225,8 @@ impl Default for Config {
             store_dir: None,
             jetstream: false,
             cluster: ClusterConfig::default(),
+            tls: None,
+            allow_non_tls: false,
             max_traced_msg_len: 0,
             config_file: None,
         }
@@ -192,9 +234,14 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Effective auth timeout (nats-server: 2 s without TLS).
+    /// Effective auth timeout (nats-server: 2 s without TLS, TLS timeout + 1 s with it).
     pub fn auth_timeout(&self) -> Duration {
-        self.authorization.timeout.unwrap_or(defaults::AUTH_TIMEOUT)
+        self.authorization
+            .timeout
+            .unwrap_or_else(|| match &self.tls {
+                Some(t) => t.timeout() + Duration::from_secs(1),
+                None => defaults::AUTH_TIMEOUT,
+            })
     }
 
     /// nats-server treats 0 as "use the default" for these settings (and port 0 as

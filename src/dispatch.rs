@@ -310,6 +310,10 @@ fn forward_to_route(
 /// (auto-unsubscribe limit reached, or its connection is closing).
 #[inline]
 pub fn deliver_to(server: &ServerShared, sub: &Subscription, msg: &Msg<'_>, pcd: &mut Pcd) -> bool {
+    // Subscribe deny filter and allow_responses tracking; one relaxed load when unused.
+    if !sub.client.perm_hook.admit(msg.subject, msg.reply) {
+        return false;
+    }
     let max = sub.max.load(Ordering::Relaxed);
     let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
     if max > 0 && n > max {

@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod error;
 pub mod logging;
 pub mod monitor;
+pub mod net;
 pub mod protocol;
 pub mod route;
 pub mod run;

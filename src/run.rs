@@ -190,6 +190,16 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
             "Reload: config option \"{name}\" cannot be changed at run time, keeping the old value"
         );
     }
+    // Users, permissions and certificates: rebuilt now, used by new connections. A bad
+    // certificate keeps the whole old configuration.
+    let security = match crate::net::Security::build(&merged) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("Failed to reload server configuration: {e}");
+            return;
+        }
+    };
+    shared.set_security(security);
     if merged.logging.debug != old.logging.debug || merged.logging.trace != old.logging.trace {
         crate::logging::set_level(merged.logging.debug, merged.logging.trace);
     }

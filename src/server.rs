@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::client::{self, Client, SubRef, Subscription};
 use crate::config::{defaults, Config};
 use crate::error::{CloseReason, StartError};
+use crate::net::Security;
 use crate::protocol::info::ServerInfo;
 use crate::route::RouteState;
 use crate::sublist::Sublist;
@@ -143,6 +144,8 @@ pub struct ServerShared {
     pub cluster_addr: OnceLock<SocketAddr>,
     /// When the configuration was last loaded (start or reload), for /varz.
     config_load_time: Mutex<SystemTime>,
+    /// Authenticator and TLS acceptor for new connections; replaced on reload.
+    security: RwLock<Arc<Security>>,
 }
 
 impl ServerShared {
@@ -173,6 +176,15 @@ impl ServerShared {
         *self.config_load_time.lock()
     }
 
+    pub fn security(&self) -> Arc<Security> {
+        self.security.read().clone()
+    }
+
+    /// Installs reloaded users, permissions and certificates (new connections use them).
+    pub fn set_security(&self, s: Security) {
+        *self.security.write() = Arc::new(s);
+    }
+
     pub fn shutdown_rx(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
@@ -185,11 +197,12 @@ impl ServerShared {
         self.info.read().clone()
     }
 
-    /// The INFO line sent on accept.
-    pub fn client_info_line(&self, cid: u64, addr: &SocketAddr) -> Vec<u8> {
+    /// The INFO line sent on accept; `nonce` is empty unless nkey users are configured.
+    pub fn client_info_line(&self, cid: u64, addr: &SocketAddr, nonce: &str) -> Vec<u8> {
         let mut info = self.info();
         info.client_id = cid;
         info.client_ip = addr.ip().to_string();
+        info.nonce = nonce.to_string();
         info.to_line()
     }
 
@@ -446,6 +459,11 @@ impl Server {
         let listener = bind(&config.host, port).await?;
         let client_addr = listener.local_addr()?;
 
+        let security = Security::build(&config).map_err(StartError::Config)?;
+        let tls = security
+            .tls
+            .as_ref()
+            .map(|t| (t.allow_non_tls, t.cfg.verify_clients()));
         let (shutdown, _) = watch::channel(false);
         let own_client_urls = own_client_urls(&config, client_addr.port());
         let routes = RouteState::new(config.cluster.enabled(), config.cluster.name.clone());
@@ -458,7 +476,10 @@ impl Server {
             host: config.host.clone(),
             port: client_addr.port(),
             headers: !config.no_header_support,
-            auth_required: config.authorization.required(),
+            auth_required: security.auth.required(),
+            tls_required: tls.is_some_and(|(optional, _)| !optional),
+            tls_available: tls.is_some_and(|(optional, _)| optional),
+            tls_verify: tls.is_some_and(|(_, verify)| verify),
             max_payload: config.max_payload,
             cluster: if routes.enabled() {
                 routes.cluster_name()
@@ -493,6 +514,7 @@ impl Server {
             routes,
             own_client_urls,
             cluster_addr: OnceLock::new(),
+            security: RwLock::new(Arc::new(security)),
         });
 
         let mut tasks = Vec::new();

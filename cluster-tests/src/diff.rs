@@ -293,6 +293,10 @@ pub enum Step {
     Quiet(usize, Duration),
     /// Read until EOF; `<STILL OPEN ...>` if it does not come within 3 s.
     WaitClose(usize),
+    /// Write `CONNECT` + the JSON fields + the nkey user's `nkey` and `sig` (the base64url
+    /// signature of the `nonce` of this connection's INFO) with the given seed. The
+    /// transcript records it as `CONNECT <signed nkey=PUBKEY>` so both sides compare.
+    SendSigned(usize, String, String),
 }
 
 /// A frame the server sent: the control line (with its line end) and, for MSG/HMSG,
@@ -744,6 +748,45 @@ impl Runner {
                 self.entries.push(Entry::Sent(*c, b.clone()));
                 self.write(*c, b);
             }
+            Step::SendSigned(c, seed, fields) => {
+                let nonce = self
+                    .entries
+                    .iter()
+                    .find_map(|e| match e {
+                        Entry::Recv(x, f) if *x == *c && f.op == "INFO" => {
+                            let line = String::from_utf8_lossy(&f.line);
+                            let json = line.trim().strip_prefix("INFO").unwrap_or("").trim();
+                            serde_json::from_str::<serde_json::Value>(json)
+                                .ok()
+                                .and_then(|v| v.get("nonce")?.as_str().map(str::to_owned))
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let line = match nkeys::KeyPair::from_seed(seed) {
+                    Ok(kp) => {
+                        use base64::Engine as _;
+                        let sig = kp
+                            .sign(nonce.as_bytes())
+                            .map(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s))
+                            .unwrap_or_default();
+                        let sep = if fields.trim().is_empty() { "" } else { "," };
+                        format!(
+                            "CONNECT {{{fields}{sep}\"nkey\":\"{}\",\"sig\":\"{sig}\"}}\r\n",
+                            kp.public_key()
+                        )
+                    }
+                    Err(e) => format!("<bad seed: {e}>\r\n"),
+                };
+                let public = nkeys::KeyPair::from_seed(seed)
+                    .map(|k| k.public_key())
+                    .unwrap_or_default();
+                self.entries.push(Entry::Sent(
+                    *c,
+                    format!("CONNECT <signed nkey={public}>\r\n").into_bytes(),
+                ));
+                self.write(*c, line.as_bytes());
+            }
             Step::SendChunks(c, chunks) => {
                 self.entries.push(Entry::Sent(*c, chunks.concat()));
                 for (i, ch) in chunks.iter().enumerate() {
@@ -975,6 +1018,17 @@ impl Diff {
     pub fn send(mut self, bytes: impl AsRef<[u8]>) -> Self {
         self.steps
             .push(Step::Send(self.cur, bytes.as_ref().to_vec()));
+        self
+    }
+
+    /// Write a CONNECT signed with the nkey `seed` over this connection's INFO nonce;
+    /// `fields` are extra JSON members without braces, e.g. `"verbose":false`.
+    pub fn send_signed(mut self, seed: &str, fields: &str) -> Self {
+        self.steps.push(Step::SendSigned(
+            self.cur,
+            seed.to_owned(),
+            fields.to_owned(),
+        ));
         self
     }
 

@@ -365,6 +365,23 @@ pub fn validate(c: &Config) -> Vec<Check> {
             "Can not have a token and a users array".into(),
         );
     }
+    if let Err(e) = crate::auth::Authenticator::build(c) {
+        err("authorization", e);
+    }
+    if let Some(t) = &c.tls {
+        if t.cert_file.is_none() {
+            err("tls", "missing 'cert_file' in TLS configuration".into());
+        }
+        if t.key_file.is_none() {
+            err("tls", "missing 'key_file' in TLS configuration".into());
+        }
+        if t.verify_clients() && t.ca_file.is_none() {
+            err(
+                "tls",
+                "tls verify without ca_file: client certificates cannot be verified".into(),
+            );
+        }
+    }
     // 8 MB, nats-server's MAX_PAYLOAD_MAX_SIZE.
     if c.max_payload > 8 * 1024 * 1024 {
         out.push(Check {

@@ -29,7 +29,6 @@ pub struct Mapped {
 
 /// Top-level keys of nats-server features tern does not implement yet: accepted, warned.
 const UNSUPPORTED_TOP: &[&str] = &[
-    "tls",
     "websocket",
     "ws",
     "accounts",
@@ -64,7 +63,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "log_max_num",
     "connect_error_reports",
     "reconnect_error_reports",
-    "allow_non_tls",
     "default_js_domain",
     "disable_sublist_cache",
     "no_sublist_cache",
@@ -356,6 +354,8 @@ impl Mapper {
             "store_dir" => self.set_string("store_dir", key, v),
             "jetstream" => self.jetstream(v),
             "cluster" => self.cluster(v),
+            "tls" => self.tls(kpos, v),
+            "allow_non_tls" => self.set_bool("allow_non_tls", key, v),
             k if UNSUPPORTED_TOP.contains(&k) => self.unsupported(kpos, &e.key),
             _ => self.unknown_entry(e),
         }

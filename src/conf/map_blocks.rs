@@ -16,6 +16,7 @@ struct AuthBlock {
     token: Option<String>,
     users: Option<Vec<J>>,
     timeout: Option<(std::time::Duration, Pos)>,
+    default_permissions: Option<(J, Pos)>,
 }
 
 const CLUSTER_UNSUPPORTED: &[&str] = &[
@@ -78,7 +79,12 @@ impl Mapper {
                     a.timeout = d.map(|d| (d, v.pos.clone()));
                 }
                 "users" => a.users = self.users(v),
-                "default_permissions" | "permissions" | "auth_callout" | "nkeys" if !in_cluster => {
+                "default_permissions" if !in_cluster => {
+                    if let Some(p) = self.permissions(v) {
+                        a.default_permissions = Some((p, v.pos.clone()));
+                    }
+                }
+                "permissions" | "auth_callout" | "nkeys" if !in_cluster => {
                     self.unsupported(&e.key_pos, &format!("authorization {}", e.key))
                 }
                 _ => self.unknown_entry(e),
@@ -117,6 +123,25 @@ impl Mapper {
         }
         if let Some((d, p)) = a.timeout {
             self.set("authorization.timeout", J::String(format_duration(d)), &p);
+        }
+        if let Some((j, p)) = a.default_permissions {
+            self.set("authorization.default_permissions", j, &p);
+        }
+    }
+
+    /// A `permissions` block as JSON, checked now so mistakes are reported with a position.
+    fn permissions(&mut self, v: &Value) -> Option<J> {
+        if v.as_map().is_none() {
+            self.error(&v.pos, "permissions must be a map");
+            return None;
+        }
+        let j = v.to_json();
+        match crate::auth::permissions::Permissions::parse(&j) {
+            Ok(_) => Some(j),
+            Err(e) => {
+                self.error(&v.pos, e);
+                None
+            }
         }
     }
 
@@ -159,10 +184,8 @@ impl Mapper {
                         }
                     }
                     "permissions" | "permission" => {
-                        if v.as_map().is_some() {
-                            u.insert("permissions".into(), v.to_json());
-                        } else {
-                            self.error(&v.pos, "permissions must be a map");
+                        if let Some(p) = self.permissions(v) {
+                            u.insert("permissions".into(), p);
                         }
                     }
                     "allowed_connection_types" | "connection_types" | "account" => {

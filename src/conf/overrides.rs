@@ -36,6 +36,12 @@ pub struct Overrides {
     pub routes: Option<Vec<String>>,
     pub no_advertise: Option<bool>,
     pub connect_retries: Option<u32>,
+    /// `--tls`, `--tlsverify`, `--tlscert`, `--tlskey`, `--tlscacert`.
+    pub tls: Option<bool>,
+    pub tls_verify: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca_cert: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -86,7 +92,30 @@ impl Overrides {
         if self.connect_retries.is_some() {
             c.cluster.connect_retries = self.connect_retries;
         }
+        self.apply_tls(c);
         Ok(())
+    }
+
+    /// nats-server: `--tlsverify` implies `--tls`; the file flags fill the tls block.
+    fn apply_tls(&self, c: &mut Config) {
+        let enable = self.tls == Some(true) || self.tls_verify == Some(true);
+        let files = self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_ca_cert.is_some();
+        if !(enable || (files && c.tls.is_some())) {
+            return;
+        }
+        let t = c.tls.get_or_insert_with(Default::default);
+        if let Some(v) = self.tls_verify {
+            t.verify = v;
+        }
+        if self.tls_cert.is_some() {
+            t.cert_file.clone_from(&self.tls_cert);
+        }
+        if self.tls_key.is_some() {
+            t.key_file.clone_from(&self.tls_key);
+        }
+        if self.tls_ca_cert.is_some() {
+            t.ca_file.clone_from(&self.tls_ca_cert);
+        }
     }
 }
 
@@ -162,6 +191,20 @@ mod tests {
         assert_eq!(c.cluster.authorization.password.as_deref(), Some("p"));
         assert!(c.cluster.no_advertise);
         assert_eq!(c.cluster.connect_retries, Some(2));
+        assert!(c.tls.is_none());
+        let o = run_overrides(&[
+            "--tlsverify",
+            "--tlscert",
+            "s.pem",
+            "--tlskey",
+            "k.pem",
+            "--tlscacert",
+            "ca.pem",
+        ]);
+        o.apply(&mut c).expect("applies");
+        let t = c.tls.as_ref().expect("tls enabled");
+        assert!(t.verify);
+        assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("ca.pem")));
         // Flags not given leave the config alone.
         let mut d = Config::default();
         Overrides::default().apply(&mut d).expect("applies");

@@ -363,7 +363,7 @@ fn client_harness_conf_files_load() {
     )
     .expect("loads");
     let w = warning_texts(&l);
-    for key in ["tls", "accounts", "websocket", "jetstream"] {
+    for key in ["accounts", "websocket", "jetstream"] {
         assert!(
             w.iter()
                 .any(|x| x.contains(&format!("{key} is not supported yet"))),
@@ -373,6 +373,13 @@ fn client_harness_conf_files_load() {
     assert_eq!(l.config.host, "127.0.0.1");
     assert_eq!(l.config.ping_max, 5);
     assert_eq!(l.config.no_auth_user.as_deref(), Some("a"));
+    let tls = l.config.tls.as_ref().expect("tls block");
+    assert!(tls.verify && tls.handshake_first);
+    assert_eq!(
+        tls.handshake_first_fallback,
+        Some(std::time::Duration::from_millis(300))
+    );
+    assert_eq!(tls.timeout, Some(std::time::Duration::from_secs(2)));
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 mod features;
 mod protocol;
+mod security;
 
 /// CONNECT with verbose off (pedantic stays on by default).
 pub const QUIET_CONNECT: &str = "CONNECT {\"verbose\":false}\r\n";

@@ -1,0 +1,208 @@
+//! Authentication and permissions through a real client (async-nats) against an
+//! in-process tern: bcrypt users, nkey users, tokens, permission errors reported to the
+//! client, request/reply with `allow_responses`, and secrets kept out of logs and /connz.
+
+use std::time::Duration;
+
+use cluster_tests::diff::{tern_bin, ServerProc, ServerSetup};
+use cluster_tests::harness::{local_config, monitor_json, start, RawConn};
+use futures::StreamExt;
+use tern::config::User;
+use tern::Config;
+
+fn user(name: &str, password: &str, perms: Option<serde_json::Value>) -> User {
+    User {
+        user: Some(name.into()),
+        password: Some(password.into()),
+        permissions: perms,
+        ..User::default()
+    }
+}
+
+async fn connect(
+    o: async_nats::ConnectOptions,
+    addr: std::net::SocketAddr,
+) -> Result<async_nats::Client, String> {
+    let fut = o
+        .connection_timeout(Duration::from_secs(2))
+        .connect(format!("nats://{addr}"));
+    match tokio::time::timeout(Duration::from_secs(5), fut).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+fn with_users(users: Vec<User>) -> Config {
+    let mut c = local_config();
+    c.authorization.users = users;
+    c
+}
+
+#[tokio::test]
+async fn bcrypt_user_and_token() {
+    let hash = bcrypt::hash("s3cret", 4).expect("bcrypt");
+    let server = start(with_users(vec![user("bob", &hash, None)])).await;
+    let o = async_nats::ConnectOptions::with_user_and_password("bob".into(), "s3cret".into());
+    let nc = connect(o, server.client_addr()).await.expect("bcrypt user");
+    nc.flush().await.expect("flush");
+    let bad = async_nats::ConnectOptions::with_user_and_password("bob".into(), "nope".into());
+    let err = connect(bad, server.client_addr())
+        .await
+        .expect_err("wrong password");
+    assert!(err.to_lowercase().contains("authorization"), "{err}");
+    server.shutdown().await;
+
+    let mut c = local_config();
+    c.authorization.token = Some(bcrypt::hash("t0k", 4).expect("bcrypt"));
+    let server = start(c).await;
+    let o = async_nats::ConnectOptions::with_token("t0k".into());
+    connect(o, server.client_addr())
+        .await
+        .expect("bcrypt token");
+    let o = async_nats::ConnectOptions::with_token("x".into());
+    assert!(connect(o, server.client_addr()).await.is_err());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn nkey_user_signs_the_nonce() {
+    let kp = nkeys::KeyPair::new_user();
+    let server = start(with_users(vec![User {
+        nkey: Some(kp.public_key()),
+        ..User::default()
+    }]))
+    .await;
+    let o = async_nats::ConnectOptions::with_nkey(kp.seed().expect("seed"));
+    let nc = connect(o, server.client_addr()).await.expect("nkey user");
+    let mut sub = nc.subscribe("nk").await.expect("sub");
+    nc.publish("nk", "x".into()).await.expect("pub");
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
+    assert!(matches!(m, Ok(Some(_))));
+    let stranger = nkeys::KeyPair::new_user();
+    let o = async_nats::ConnectOptions::with_nkey(stranger.seed().expect("seed"));
+    assert!(connect(o, server.client_addr()).await.is_err());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn permission_errors_reach_the_client_and_keep_it_connected() {
+    let perms =
+        serde_json::json!({"publish": {"allow": ["ok.>"]}, "subscribe": {"deny": ["secret"]}});
+    let server = start(with_users(vec![user("a", "b", Some(perms))])).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let o = async_nats::ConnectOptions::with_user_and_password("a".into(), "b".into())
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e.to_string());
+            }
+        });
+    let nc = connect(o, server.client_addr()).await.expect("connect");
+    nc.publish("nope", "x".into()).await.expect("queued");
+    nc.flush().await.expect("flush");
+    let ev = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match rx.recv().await {
+                Some(e) if e.contains("Permissions Violation") => return e,
+                Some(_) => continue,
+                None => return String::new(),
+            }
+        }
+    })
+    .await
+    .expect("permission event");
+    assert!(ev.contains("Publish to \"nope\""), "{ev}");
+    // Still usable afterwards.
+    let mut sub = nc.subscribe("ok.x").await.expect("sub");
+    nc.publish("ok.x", "y".into()).await.expect("pub");
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
+    assert!(matches!(m, Ok(Some(_))));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_reply_with_allow_responses() {
+    let svc_perms = serde_json::json!({"subscribe": "svc.>", "allow_responses": true});
+    let server = start(with_users(vec![
+        user("svc", "p", Some(svc_perms)),
+        user("cli", "p", None),
+    ]))
+    .await;
+    let svc = connect(
+        async_nats::ConnectOptions::with_user_and_password("svc".into(), "p".into()),
+        server.client_addr(),
+    )
+    .await
+    .expect("svc");
+    let mut reqs = svc.subscribe("svc.echo").await.expect("sub");
+    svc.flush().await.expect("flush");
+    tokio::spawn(async move {
+        while let Some(m) = reqs.next().await {
+            if let Some(r) = m.reply {
+                let _ = svc.publish(r, m.payload).await;
+                let _ = svc.flush().await;
+            }
+        }
+    });
+    let cli = connect(
+        async_nats::ConnectOptions::with_user_and_password("cli".into(), "p".into()),
+        server.client_addr(),
+    )
+    .await
+    .expect("cli");
+    for i in 0..3 {
+        let resp = tokio::time::timeout(
+            Duration::from_secs(5),
+            cli.request("svc.echo", format!("r{i}").into()),
+        )
+        .await
+        .expect("in time")
+        .expect("reply");
+        assert_eq!(resp.payload, format!("r{i}").as_bytes());
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_connz() {
+    let server = start(with_users(vec![user("alice", "hunter2-secret", None)])).await;
+    let (mut raw, _) = RawConn::connect(server.client_addr()).await;
+    raw.send(b"CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"hunter2-secret\"}\r\n")
+        .await;
+    assert!(raw.flush().await.is_empty());
+    let connz = monitor_json(server.monitor_addr().expect("monitor"), "/connz?auth=1").await;
+    let text = connz.to_string();
+    assert!(!text.contains("hunter2-secret"), "{text}");
+    server.shutdown().await;
+}
+
+#[test]
+fn secrets_stay_out_of_the_trace_log() {
+    let setup = ServerSetup {
+        args: vec!["-DV".into()],
+        conf: Some(
+            "authorization { users = [ {user: alice, password: \"hunter2-secret\"} ] }\n".into(),
+        ),
+    };
+    let server = ServerProc::start(&tern_bin(), &setup).expect("tern starts");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    use std::io::{Read, Write};
+    s.write_all(b"CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"hunter2-secret\",\"auth_token\":\"tok-secret\"}\r\nPING\r\n")
+        .expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(6).any(|w| w == b"PONG\r\n") {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let log = server.log();
+    assert!(log.contains("[REDACTED]"), "{log}");
+    assert!(
+        !log.contains("hunter2-secret") && !log.contains("tok-secret"),
+        "{log}"
+    );
+}

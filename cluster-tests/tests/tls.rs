@@ -1,0 +1,344 @@
+//! Client TLS with certificates generated per test (rcgen): upgrade after INFO, mutual
+//! TLS, `verify_and_map`, TLS first (with and without the plaintext fallback delay),
+//! `allow_non_tls`, certificate reload, and what a plain client on a TLS port gets
+//! (differential against nats-server).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cluster_tests::diff::Diff;
+use cluster_tests::harness::start;
+use futures::StreamExt;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use tern::config::{TlsConfig, User};
+use tern::Config;
+
+/// A CA with a server certificate (localhost, 127.0.0.1) and client certificates, as PEM
+/// files in a private temp dir (removed on drop).
+struct Pki {
+    dir: PathBuf,
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("tern-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("tern test CA {name}"));
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let issuer =
+            CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("ca");
+        std::fs::write(dir.join("ca.pem"), issuer.pem()).expect("write ca");
+        let pki = Pki { dir, issuer };
+        let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("server params");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        pki.issue("server", server);
+        pki
+    }
+
+    fn issue(&self, name: &str, mut params: CertificateParams) {
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        std::fs::write(self.path(&format!("{name}-cert.pem")), cert.pem()).expect("write");
+        std::fs::write(self.path(&format!("{name}-key.pem")), key.serialize_pem()).expect("write");
+    }
+
+    /// A client certificate with an email SAN.
+    fn client(&self, name: &str, email: &str) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        p.subject_alt_names = vec![SanType::Rfc822Name(email.try_into().expect("ia5"))];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(name, p);
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+
+    fn tls(&self) -> TlsConfig {
+        TlsConfig {
+            cert_file: Some(self.path("server-cert.pem")),
+            key_file: Some(self.path("server-key.pem")),
+            ca_file: Some(self.path("ca.pem")),
+            ..TlsConfig::default()
+        }
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config(tls: TlsConfig) -> Config {
+    let mut c = Config::local();
+    c.tls = Some(tls);
+    c
+}
+
+fn opts(pki: &Pki) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(pki.path("ca.pem"))
+}
+
+fn with_client_cert(
+    o: async_nats::ConnectOptions,
+    pki: &Pki,
+    name: &str,
+) -> async_nats::ConnectOptions {
+    o.add_client_certificate(
+        pki.path(&format!("{name}-cert.pem")),
+        pki.path(&format!("{name}-key.pem")),
+    )
+}
+
+/// Connects once (no retries) with `o`.
+async fn try_connect(
+    o: async_nats::ConnectOptions,
+    addr: std::net::SocketAddr,
+) -> Result<async_nats::Client, String> {
+    let fut = o
+        .connection_timeout(Duration::from_secs(2))
+        .connect(format!("tls://{addr}"));
+    match tokio::time::timeout(Duration::from_secs(5), fut).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+/// Publishes and receives one message over `nc`.
+async fn roundtrip(nc: &async_nats::Client, subject: &str) {
+    let mut sub = nc.subscribe(subject.to_string()).await.expect("subscribe");
+    nc.flush().await.expect("flush");
+    nc.publish(subject.to_string(), "hi".into())
+        .await
+        .expect("publish");
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("message in time")
+        .expect("message");
+    assert_eq!(&m.payload[..], b"hi");
+}
+
+/// Reads the plaintext INFO line a TLS server sends first.
+async fn first_info(addr: std::net::SocketAddr) -> serde_json::Value {
+    use tokio::io::AsyncBufReadExt;
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut r = tokio::io::BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).await.expect("INFO");
+    let json = line.trim().strip_prefix("INFO ").expect("INFO line");
+    serde_json::from_str(json).expect("INFO json")
+}
+
+#[tokio::test]
+async fn tls_upgrade_after_info() {
+    let pki = Pki::new("upgrade");
+    let mut t = pki.tls();
+    t.ca_file = None;
+    let server = start(config(t)).await;
+    let info = first_info(server.client_addr()).await;
+    assert_eq!(info["tls_required"], true);
+    assert!(info.get("tls_verify").is_none());
+    let nc = try_connect(opts(&pki), server.client_addr())
+        .await
+        .expect("TLS connect");
+    roundtrip(&nc, "tls.a").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_requires_a_client_certificate() {
+    let pki = Pki::new("mtls");
+    pki.client("client", "client@example.com");
+    let mut t = pki.tls();
+    t.verify = true;
+    let server = start(config(t)).await;
+    let info = first_info(server.client_addr()).await;
+    assert_eq!(info["tls_verify"], true);
+    let nc = try_connect(
+        with_client_cert(opts(&pki), &pki, "client"),
+        server.client_addr(),
+    )
+    .await
+    .expect("mTLS connect");
+    roundtrip(&nc, "mtls.a").await;
+    assert!(try_connect(opts(&pki), server.client_addr()).await.is_err());
+    // A certificate from another CA is refused too.
+    let other = Pki::new("mtls-other");
+    other.client("stranger", "x@example.com");
+    let o = opts(&pki).add_client_certificate(
+        other.path("stranger-cert.pem"),
+        other.path("stranger-key.pem"),
+    );
+    assert!(try_connect(o, server.client_addr()).await.is_err());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn verify_and_map_picks_the_user_from_the_certificate() {
+    let pki = Pki::new("map");
+    pki.client("alice", "alice@example.com");
+    pki.client("mallory", "mallory@example.com");
+    let mut t = pki.tls();
+    t.verify_and_map = true;
+    let mut c = config(t);
+    c.authorization.users = vec![User {
+        user: Some("alice@example.com".into()),
+        permissions: Some(serde_json::json!({"publish": "map.>", "subscribe": "map.>"})),
+        ..User::default()
+    }];
+    let server = start(c).await;
+    let nc = try_connect(
+        with_client_cert(opts(&pki), &pki, "alice"),
+        server.client_addr(),
+    )
+    .await
+    .expect("mapped user connects");
+    roundtrip(&nc, "map.a").await;
+    let conns = server
+        .shared
+        .clients
+        .iter()
+        .map(|c| c.meta.lock().user.clone())
+        .collect::<Vec<_>>();
+    assert!(conns.iter().any(|u| u == "alice@example.com"), "{conns:?}");
+    let err = try_connect(
+        with_client_cert(opts(&pki), &pki, "mallory"),
+        server.client_addr(),
+    )
+    .await
+    .expect_err("unmapped certificate is refused");
+    assert!(err.to_lowercase().contains("authorization"), "{err}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn handshake_first_and_fallback_delay() {
+    let pki = Pki::new("first");
+    let mut t = pki.tls();
+    t.handshake_first = true;
+    let server = start(config(t.clone())).await;
+    let nc = try_connect(opts(&pki).tls_first(), server.client_addr())
+        .await
+        .expect("TLS-first connect");
+    roundtrip(&nc, "first.a").await;
+    server.shutdown().await;
+
+    // With a fallback delay a client that waits for INFO gets it in plaintext.
+    t.handshake_first_fallback = Some(Duration::from_millis(100));
+    let server = start(config(t)).await;
+    let info = first_info(server.client_addr()).await;
+    assert_eq!(info["tls_required"], true);
+    let nc = try_connect(opts(&pki), server.client_addr())
+        .await
+        .expect("late INFO, then TLS");
+    roundtrip(&nc, "first.b").await;
+    let nc2 = try_connect(opts(&pki).tls_first(), server.client_addr())
+        .await
+        .expect("TLS first still works");
+    roundtrip(&nc2, "first.c").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn allow_non_tls_serves_both() {
+    let pki = Pki::new("optional");
+    let mut c = config(pki.tls());
+    c.allow_non_tls = true;
+    let server = start(c).await;
+    let info = first_info(server.client_addr()).await;
+    assert_eq!(info["tls_available"], true);
+    assert!(info.get("tls_required").is_none());
+    let plain = async_nats::connect(format!("nats://{}", server.client_addr()))
+        .await
+        .expect("plain connect");
+    roundtrip(&plain, "opt.a").await;
+    let tls = try_connect(opts(&pki), server.client_addr())
+        .await
+        .expect("TLS connect");
+    roundtrip(&tls, "opt.b").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificate_reload_keeps_connections() {
+    let a = Pki::new("reload-a");
+    let b = Pki::new("reload-b");
+    let server = start(config(a.tls())).await;
+    let nc = try_connect(opts(&a), server.client_addr())
+        .await
+        .expect("connect with A");
+    let mut new_cfg = (*server.shared.config()).clone();
+    new_cfg.tls = Some(b.tls());
+    let reload: tern::run::Reloader = {
+        let new_cfg = new_cfg.clone();
+        Box::new(move || Ok(new_cfg.clone()))
+    };
+    tern::run::apply_reload(&server.shared, &reload);
+    roundtrip(&nc, "reload.old").await;
+    let nb = try_connect(opts(&b), server.client_addr())
+        .await
+        .expect("connect with B");
+    roundtrip(&nb, "reload.new").await;
+    assert!(try_connect(opts(&a), server.client_addr()).await.is_err());
+    server.shutdown().await;
+}
+
+/// The conf text both servers load; paths are absolute (the harness runs elsewhere).
+fn tls_conf(pki: &Pki, extra: &str) -> String {
+    let p = |f: &str| pki.path(f).display().to_string();
+    format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  timeout: 0.5\n{extra}}}\n",
+        p("server-cert.pem"),
+        p("server-key.pem")
+    )
+}
+
+#[test]
+fn plain_client_on_tls_port_matches_nats_server() {
+    let pki = Pki::new("diff-plain");
+    Diff::new("plain_client_on_tls_port")
+        .conf(&tls_conf(&pki, ""))
+        .send("CONNECT {\"verbose\":false}\r\nPING\r\n")
+        .wait_close()
+        .on(1)
+        // A silent client: closed after the TLS timeout, no -ERR.
+        .wait_close()
+        .expect("\"tls_required\":true")
+        .expect_not("-ERR")
+        .expect_not("PONG")
+        .expect_closed(0)
+        .expect_closed(1)
+        .run();
+}
+
+#[test]
+fn tls_verify_info_matches_nats_server() {
+    let pki = Pki::new("diff-verify");
+    let ca = pki.path("ca.pem").display().to_string();
+    Diff::new("tls_verify_info")
+        .conf(&tls_conf(
+            &pki,
+            &format!("  ca_file: \"{ca}\"\n  verify: true\n"),
+        ))
+        .send("CONNECT {}\r\n")
+        .wait_close()
+        .expect("\"tls_verify\":true")
+        .expect_closed(0)
+        .run();
+}

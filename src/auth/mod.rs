@@ -1,0 +1,423 @@
+//! Client authentication: token, single user, `users` (plain or bcrypt passwords),
+//! nkey users (signed nonce), `no_auth_user`, and TLS certificate mapping
+//! (`verify_and_map`). Built once per configuration as an [`Authenticator`].
+//!
+//! Order and outcomes follow nats-server's processClientOrLeafAuthentication: an nkey in
+//! CONNECT is looked up among nkey users first, then the users map (with `no_auth_user`
+//! standing in for a CONNECT without a user, or the certificate identity with
+//! `verify_and_map`), then the token, then the single user. Secret comparisons are
+//! constant time; bcrypt hashes (`$2a$`, `$2b$`, `$2x$`, `$2y$`) are verified with bcrypt.
+//! Secrets are never logged: a failure reports only the user name or nkey.
+
+pub mod permissions;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::protocol::info::ConnectInfo;
+use permissions::Permissions;
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// nats-server's `^\$2[abxy]\$\d{2}\$` test for a bcrypt hash.
+fn is_bcrypt(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() > 7
+        && b.starts_with(b"$2")
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && b[6] == b'$'
+}
+
+/// nats-server comparePasswords: bcrypt when the configured secret is a hash.
+fn compare_secret(configured: &str, given: &str) -> bool {
+    if is_bcrypt(configured) {
+        return bcrypt::verify(given, configured).unwrap_or(false);
+    }
+    ct_eq(configured, given)
+}
+
+#[derive(Debug)]
+struct UserEntry {
+    password: String,
+    perms: Option<Arc<Permissions>>,
+}
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone, Default)]
+pub struct Authed {
+    /// User name (or nkey) for /connz and logs; empty without auth.
+    pub user: String,
+    /// `None` = no permission checks at all.
+    pub perms: Option<Arc<Permissions>>,
+}
+
+/// Why authentication failed, as nats-server's log line names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Denied {
+    Nkey(String),
+    User(String),
+    Anonymous,
+}
+
+impl Denied {
+    /// The text after `authentication error`.
+    pub fn log_suffix(&self) -> String {
+        match self {
+            Denied::Nkey(k) => format!(" - Nkey {}", permissions::go_quote(k.as_bytes())),
+            Denied::User(u) => format!(" - User {}", permissions::go_quote(u.as_bytes())),
+            Denied::Anonymous => String::new(),
+        }
+    }
+}
+
+/// The authentication configuration of a server, ready for CONNECT checks.
+#[derive(Debug, Default)]
+pub struct Authenticator {
+    users: HashMap<String, UserEntry>,
+    nkeys: HashMap<String, Option<Arc<Permissions>>>,
+    token: Option<String>,
+    single: Option<(String, String)>,
+    no_auth_user: Option<String>,
+    tls_map: bool,
+}
+
+fn parse_perms(v: Option<&serde_json::Value>) -> Result<Option<Arc<Permissions>>, String> {
+    v.map(|v| Permissions::parse(v).map(Arc::new)).transpose()
+}
+
+impl Authenticator {
+    /// Builds from the effective configuration; errors are configuration errors.
+    pub fn build(cfg: &Config) -> Result<Authenticator, String> {
+        let a = &cfg.authorization;
+        let default_perms = parse_perms(a.default_permissions.as_ref())?;
+        let mut out = Authenticator {
+            token: a.token.clone(),
+            single: a
+                .user
+                .clone()
+                .map(|u| (u, a.password.clone().unwrap_or_default())),
+            no_auth_user: cfg.no_auth_user.clone(),
+            tls_map: cfg.tls.as_ref().is_some_and(|t| t.verify_and_map),
+            ..Default::default()
+        };
+        for u in &a.users {
+            let perms = match parse_perms(u.permissions.as_ref())? {
+                Some(p) => Some(p),
+                None => default_perms.clone(),
+            };
+            if let Some(nkey) = &u.nkey {
+                if nkeys::KeyPair::from_public_key(nkey).is_err() || !nkey.starts_with('U') {
+                    return Err(format!("Not a valid public nkey for a user: {nkey}"));
+                }
+                out.nkeys.insert(nkey.clone(), perms);
+            } else if let Some(name) = &u.user {
+                let password = u.password.clone().unwrap_or_default();
+                out.users
+                    .insert(name.clone(), UserEntry { password, perms });
+            }
+        }
+        let plaintext = out.users.values().any(|u| !is_bcrypt(&u.password))
+            || out.single.as_ref().is_some_and(|(_, p)| !is_bcrypt(p));
+        if plaintext {
+            tracing::warn!("Plaintext passwords detected, use nkeys or bcrypt");
+        }
+        if let Some(n) = &out.no_auth_user {
+            if !out.users.contains_key(n) {
+                // The user may live in an `accounts` block, which tern does not read yet:
+                // start anyway, as if no_auth_user were not set.
+                tracing::warn!("no_auth_user \"{n}\" is not a configured user, ignoring it");
+                out.no_auth_user = None;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any client authentication is configured (CONNECT is checked).
+    pub fn configured(&self) -> bool {
+        self.token.is_some()
+            || self.single.is_some()
+            || !self.users.is_empty()
+            || !self.nkeys.is_empty()
+    }
+
+    /// Whether clients must present credentials: INFO `auth_required`, the auth timer,
+    /// and ops before CONNECT refused. `no_auth_user` lifts it.
+    pub fn required(&self) -> bool {
+        self.configured() && self.no_auth_user.is_none()
+    }
+
+    /// INFO carries a nonce only when nkey users are configured.
+    pub fn needs_nonce(&self) -> bool {
+        !self.nkeys.is_empty()
+    }
+
+    /// Checks CONNECT credentials. `nonce` is what INFO carried; `cert_names` are the
+    /// client certificate's identities (emails, DNS names, URIs, subject DN) for
+    /// `verify_and_map`.
+    pub fn authenticate(
+        &self,
+        c: &ConnectInfo,
+        nonce: &[u8],
+        cert_names: &[String],
+    ) -> Result<Authed, Denied> {
+        let denied = || match (&c.nkey, &c.user) {
+            (Some(k), _) if !k.is_empty() => Denied::Nkey(k.clone()),
+            (_, Some(u)) if !u.is_empty() => Denied::User(u.clone()),
+            _ => Denied::Anonymous,
+        };
+        if c.account.is_some() || c.new_account.is_some() {
+            return Err(denied());
+        }
+        if !self.configured() {
+            return Ok(Authed {
+                user: c.user.clone().unwrap_or_default(),
+                perms: None,
+            });
+        }
+        let nkey = c.nkey.as_deref().filter(|k| !k.is_empty());
+        if let (false, Some(k)) = (self.nkeys.is_empty(), nkey) {
+            let Some(perms) = self.nkeys.get(k) else {
+                return Err(denied());
+            };
+            if !verify_sig(k, c.sig.as_deref().unwrap_or(""), nonce) {
+                tracing::debug!("Signature not verified");
+                return Err(denied());
+            }
+            return Ok(Authed {
+                user: k.to_string(),
+                perms: perms.clone(),
+            });
+        }
+        if !self.users.is_empty() {
+            let mut name = c.user.clone().filter(|u| !u.is_empty());
+            let mut password = c.pass.clone().unwrap_or_default();
+            if self.tls_map {
+                let Some(mapped) = cert_names.iter().find(|n| self.users.contains_key(*n)) else {
+                    return Err(denied());
+                };
+                name = Some(mapped.clone());
+            } else if name.is_none() {
+                if let Some(n) = &self.no_auth_user {
+                    name = Some(n.clone());
+                    password = self
+                        .users
+                        .get(n)
+                        .map(|u| u.password.clone())
+                        .unwrap_or_default();
+                }
+            }
+            if let Some(name) = name {
+                let Some(entry) = self.users.get(&name) else {
+                    return Err(denied());
+                };
+                if !compare_secret(&entry.password, &password) {
+                    return Err(denied());
+                }
+                return Ok(Authed {
+                    user: name,
+                    perms: entry.perms.clone(),
+                });
+            }
+        }
+        if let Some(token) = &self.token {
+            return match &c.auth_token {
+                Some(t) if compare_secret(token, t) => Ok(Authed::default()),
+                _ => Err(denied()),
+            };
+        }
+        if let Some((user, pass)) = &self.single {
+            let ok = c.user.as_deref().is_some_and(|u| ct_eq(u, user))
+                && compare_secret(pass, c.pass.as_deref().unwrap_or(""));
+            return if ok {
+                Ok(Authed {
+                    user: user.clone(),
+                    perms: None,
+                })
+            } else {
+                Err(denied())
+            };
+        }
+        Err(denied())
+    }
+}
+
+/// Verifies the CONNECT `sig` (base64url, raw or padded; standard base64 accepted too,
+/// as nats-server does) of `nonce` with the user's public nkey.
+fn verify_sig(nkey: &str, sig: &str, nonce: &[u8]) -> bool {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    if sig.is_empty() || nonce.is_empty() {
+        return false;
+    }
+    let Some(sig) = [URL_SAFE_NO_PAD, URL_SAFE, STANDARD]
+        .iter()
+        .find_map(|e| e.decode(sig).ok())
+    else {
+        return false;
+    };
+    nkeys::KeyPair::from_public_key(nkey).is_ok_and(|kp| kp.verify(nonce, &sig).is_ok())
+}
+
+/// Route authorization (`cluster { authorization { user password } }`).
+pub fn check_route(
+    auth: &crate::config::Authorization,
+    user: Option<&str>,
+    pass: Option<&str>,
+) -> bool {
+    match (&auth.user, user) {
+        (Some(want), Some(got)) => {
+            ct_eq(want, got) && ct_eq(auth.password.as_deref().unwrap_or(""), pass.unwrap_or(""))
+        }
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// CONNECT JSON for the trace log with `pass` and `auth_token` replaced, as nats-server
+/// does; unparsable JSON is not shown at all.
+pub fn redact_connect(json: &[u8]) -> String {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return "<unparsable>".into();
+    };
+    if let Some(m) = v.as_object_mut() {
+        for k in ["pass", "auth_token"] {
+            if let Some(x) = m.get_mut(k) {
+                *x = serde_json::Value::String("[REDACTED]".into());
+            }
+        }
+    }
+    v.to_string()
+}
+
+/// A fresh INFO nonce: 11 random bytes, base64url without padding (15 characters,
+/// as nats-server's).
+pub fn new_nonce() -> String {
+    let bytes: [u8; 11] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Authorization, User};
+
+    fn connect(user: &str, pass: &str) -> ConnectInfo {
+        ConnectInfo {
+            user: Some(user.into()),
+            pass: Some(pass.into()),
+            ..Default::default()
+        }
+    }
+
+    fn auth(a: Authorization, no_auth_user: Option<&str>) -> Authenticator {
+        let cfg = Config {
+            authorization: a,
+            no_auth_user: no_auth_user.map(Into::into),
+            ..Config::default()
+        };
+        Authenticator::build(&cfg).expect("valid auth config")
+    }
+
+    #[test]
+    fn user_pass_and_token() {
+        let a = auth(
+            Authorization {
+                user: Some("a".into()),
+                password: Some("b".into()),
+                ..Default::default()
+            },
+            None,
+        );
+        assert!(a.required());
+        assert!(a.authenticate(&connect("a", "b"), b"", &[]).is_ok());
+        assert_eq!(
+            a.authenticate(&connect("a", "x"), b"", &[]).unwrap_err(),
+            Denied::User("a".into())
+        );
+        let a = auth(
+            Authorization {
+                token: Some("tok".into()),
+                ..Default::default()
+            },
+            None,
+        );
+        let mut c = ConnectInfo {
+            auth_token: Some("tok".into()),
+            ..Default::default()
+        };
+        assert!(a.authenticate(&c, b"", &[]).is_ok());
+        c.auth_token = None;
+        assert_eq!(a.authenticate(&c, b"", &[]).unwrap_err(), Denied::Anonymous);
+    }
+
+    #[test]
+    fn bcrypt_users_and_no_auth_user() {
+        let hash = bcrypt::hash("s3cret", 4).expect("hash");
+        let a = auth(
+            Authorization {
+                users: vec![
+                    User {
+                        user: Some("bob".into()),
+                        password: Some(hash),
+                        ..Default::default()
+                    },
+                    User {
+                        user: Some("guest".into()),
+                        password: Some("g".into()),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            Some("guest"),
+        );
+        assert!(!a.required() && a.configured());
+        assert!(a.authenticate(&connect("bob", "s3cret"), b"", &[]).is_ok());
+        assert!(a.authenticate(&connect("bob", "x"), b"", &[]).is_err());
+        let anon = a
+            .authenticate(&ConnectInfo::default(), b"", &[])
+            .expect("no_auth_user");
+        assert_eq!(anon.user, "guest");
+        assert!(a.authenticate(&connect("guest", ""), b"", &[]).is_err());
+    }
+
+    #[test]
+    fn nkey_signature() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let kp = nkeys::KeyPair::new_user();
+        let a = auth(
+            Authorization {
+                users: vec![User {
+                    nkey: Some(kp.public_key()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            None,
+        );
+        assert!(a.needs_nonce());
+        let nonce = new_nonce();
+        assert_eq!(nonce.len(), 15);
+        let sig = URL_SAFE_NO_PAD.encode(kp.sign(nonce.as_bytes()).expect("sign"));
+        let mut c = ConnectInfo {
+            nkey: Some(kp.public_key()),
+            sig: Some(sig),
+            ..Default::default()
+        };
+        assert!(a.authenticate(&c, nonce.as_bytes(), &[]).is_ok());
+        assert!(a.authenticate(&c, b"other", &[]).is_err());
+        c.sig = None;
+        assert!(matches!(
+            a.authenticate(&c, nonce.as_bytes(), &[]),
+            Err(Denied::Nkey(_))
+        ));
+    }
+}

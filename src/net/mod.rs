@@ -1,0 +1,31 @@
+//! Transport security of client connections: the per-configuration [`Security`]
+//! (authenticator + TLS acceptor) and the TLS handshake ([`tls`]).
+//!
+//! Built at start and again on reload (SIGHUP), so new certificates and users apply to
+//! new connections while existing ones keep running.
+
+pub mod tls;
+
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+
+/// What a new client connection needs to know about auth and TLS.
+#[derive(Debug)]
+pub struct Security {
+    pub auth: Authenticator,
+    pub tls: Option<Arc<tls::TlsSetup>>,
+}
+
+impl Security {
+    /// Builds from the configuration: parses permissions and nkeys, loads certificates.
+    pub fn build(cfg: &Config) -> Result<Security, String> {
+        let auth = Authenticator::build(cfg)?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(Arc::new(tls::TlsSetup::build(t, cfg.allow_non_tls)?)),
+            None => None,
+        };
+        Ok(Security { auth, tls })
+    }
+}
