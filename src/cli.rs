@@ -37,6 +37,9 @@ pub enum Command {
         command: String,
         pid: Option<String>,
     },
+    /// `tern pub|sub|req|reply|bench|healthcheck ...`: the client tools (`tools::main`),
+    /// which parse their own flags.
+    Tool(Vec<String>),
     Help,
     Version,
 }
@@ -208,6 +211,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
     let args: Vec<String> = args.into_iter().collect();
     if args.first().map(String::as_str) == Some("config") {
         return parse_config_subcommand(&args[1..]);
+    }
+    if args
+        .first()
+        .is_some_and(|a| crate::tools::COMMANDS.contains(&a.as_str()))
+    {
+        return Ok(Command::Tool(args));
     }
     let mut run = RunArgs::default();
     let o = &mut run.overrides;
@@ -441,6 +450,7 @@ const USAGE: &str = "\
 Usage: tern [options]
        tern config check FILE
        tern config print [--json] [FILE]
+       tern pub|sub|req|reply|bench|healthcheck ... (client tools; --help for each)
 
 Server Options:
     -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
@@ -813,5 +823,20 @@ mod tests {
         assert!(parse(&["config", "check"]).is_err());
         assert!(parse(&["config", "frob"]).is_err());
         assert!(parse(&["config"]).is_err());
+    }
+
+    #[test]
+    fn client_tools_pass_through() {
+        assert_eq!(
+            parse(&["pub", "a", "b", "--count", "2"]),
+            Ok(Command::Tool(vec![
+                "pub".into(),
+                "a".into(),
+                "b".into(),
+                "--count".into(),
+                "2".into()
+            ]))
+        );
+        assert!(matches!(parse(&["healthcheck"]), Ok(Command::Tool(_))));
     }
 }

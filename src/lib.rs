@@ -27,6 +27,7 @@ pub mod run;
 pub mod server;
 pub mod subject;
 pub mod sublist;
+pub mod tools;
 
 pub use config::Config;
 pub use server::{Server, ServerHandle};

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Tool(args) => exit(tern::tools::main(args)),
         Command::Run(args) => run(args),
     }
 }
