@@ -360,6 +360,15 @@ async fn compose_cluster_failover_partition_and_rolling_restart() {
             &[victim, (victim + 2) % 3, (victim + 1) % 3],
         )
         .await;
+        // A second pair on the two nodes that stay up: nothing of theirs may be lost.
+        let (a, b) = ((victim + 1) % 3, (victim + 2) % 3);
+        let healthy = Traffic::start(
+            &c,
+            &format!("roll.healthy.{victim}"),
+            &[a, b, victim],
+            &[b, a, victim],
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let name = Compose::container(victim);
         let before = started_at(&name);
@@ -394,6 +403,12 @@ async fn compose_cluster_failover_partition_and_rolling_restart() {
         let _ = back;
         tokio::time::sleep(Duration::from_millis(500)).await;
         table.push((format!("rolling restart {}", node), t.finish().await));
+        let others = healthy.finish().await;
+        assert_eq!(
+            others.2, 0,
+            "rolling restart {node}: a subscriber on a node that stayed up lost messages"
+        );
+        table.push((format!("restart {} (others)", node), others));
     }
 
     println!(
