@@ -37,6 +37,7 @@
 //!     Ok(Command::Signal { command, pid }) => { /* kill(pid, sig(command)) */ 0 }
 //!     Ok(Command::Help) => { println!("{}", usage()); 0 }
 //!     Ok(Command::Version) => { println!("{}", version_string()); 0 }
+//!     Ok(other) => { /* client tools (pub, sub, ...): see main.rs */ let _ = other; 0 }
 //!     Err(e) => {
 //!         eprintln!("tern: {e}");
 //!         if e.wants_usage() { eprintln!("{}", usage()); }
