@@ -244,7 +244,11 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
             let id = Identity { cid, addr, nonce };
             run(server, sec, id, info, cert_names, rd, wr).await
         }
-        Err(e) => tracing::error!("{addr} - cid:{cid} - {e}"),
+        Err(e) => {
+            // nats-server logs a failed handshake at debug level only.
+            tracing::debug!("{addr} - cid:{cid} - {e}");
+            tracing::debug!("{addr} - cid:{cid} - Client connection closed: TLS Handshake Failure");
+        }
     }
 }
 

@@ -342,3 +342,68 @@ fn tls_verify_info_matches_nats_server() {
         .expect_closed(0)
         .run();
 }
+
+/// Rough TLS cost: one async-nats publisher and one subscriber, 16-byte messages, over
+/// TLS and over plain TCP to the same server (`allow_non_tls`). Run in release:
+/// `cargo test --release -p cluster-tests --test tls -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a test"]
+async fn tls_throughput() {
+    let pki = Pki::new("bench");
+    let mut c = config(pki.tls());
+    c.allow_non_tls = true;
+    let server = start(c).await;
+    const N: usize = 50_000;
+    for tls in [false, true] {
+        let (p, s) = if tls {
+            (
+                try_connect(opts(&pki), server.client_addr())
+                    .await
+                    .expect("tls"),
+                try_connect(opts(&pki), server.client_addr())
+                    .await
+                    .expect("tls"),
+            )
+        } else {
+            let url = format!("nats://{}", server.client_addr());
+            let big = async_nats::ConnectOptions::new().subscription_capacity(N + 1);
+            (
+                async_nats::connect(&url).await.expect("plain"),
+                big.connect(&url).await.expect("plain"),
+            )
+        };
+        let mut sub = s.subscribe("bench").await.expect("sub");
+        s.flush().await.expect("flush");
+        let start = std::time::Instant::now();
+        let recv = tokio::spawn(async move {
+            for _ in 0..N {
+                let next = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
+                assert!(matches!(next, Ok(Some(_))), "message lost");
+            }
+        });
+        let payload = bytes::Bytes::from_static(b"0123456789abcdef");
+        for _ in 0..N {
+            p.publish("bench", payload.clone()).await.expect("pub");
+        }
+        p.flush().await.expect("flush");
+        if recv.await.is_err() {
+            for c in server.shared.clients.iter() {
+                eprintln!(
+                    "cid {} in {} out {:?} pending {}",
+                    c.cid,
+                    c.in_msgs.load(std::sync::atomic::Ordering::Relaxed),
+                    c.out.counters(),
+                    c.out.pending()
+                );
+            }
+            panic!("messages lost");
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{}: {N} msgs in {secs:.2}s = {:.0} msgs/s",
+            if tls { "tls  " } else { "plain" },
+            N as f64 / secs
+        );
+    }
+    server.shutdown().await;
+}
