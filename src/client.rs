@@ -324,7 +324,11 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
             let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_writer(s, c, wr, d);
             run(server, sec, id, info, cert_names, rd, spawn).await
         }
-        Err(e) => tracing::error!("{addr} - cid:{cid} - {e}"),
+        Err(e) => {
+            // nats-server logs a failed handshake at debug level only.
+            tracing::debug!("{addr} - cid:{cid} - {e}");
+            tracing::debug!("{addr} - cid:{cid} - Client connection closed: TLS Handshake Failure");
+        }
     }
 }
 

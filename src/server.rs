@@ -557,6 +557,14 @@ impl Server {
             )));
             crate::route::dialer::start_configured(&shared);
         }
+        if let Some(t) = &shared.security().tls {
+            tracing::info!("TLS required for client connections");
+            if t.cfg.handshake_first && t.cfg.handshake_first_fallback.is_none() {
+                tracing::warn!(
+                    "Clients that are not using \"TLS Handshake First\" option will fail to connect"
+                );
+            }
+        }
         tasks.push(tokio::spawn(accept_loop(shared.clone(), listener)));
         tracing::info!("Server is ready");
         Ok(ServerHandle {

@@ -288,7 +288,12 @@ impl Outbound {
             if closing == Some(Closing::Now) {
                 break None;
             }
-            match tokio::time::timeout(write_deadline, w.write_all(&spare)).await {
+            // flush: a no-op on TCP, but TLS keeps encrypted records buffered until it.
+            let write = async {
+                w.write_all(&spare).await?;
+                w.flush().await
+            };
+            match tokio::time::timeout(write_deadline, write).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => break Some(CloseReason::WriteError),
                 Err(_) => break Some(CloseReason::SlowConsumerWriteDeadline),
