@@ -219,15 +219,7 @@ impl Client {
             }
         };
         if let Some(s) = removed {
-            if server
-                .sublist
-                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
-                .is_ok()
-            {
-                server
-                    .routes
-                    .local_interest_removed(&s.subject, s.queue.as_deref());
-            }
+            remove_local_sub(server, &s);
         }
     }
 }
@@ -459,6 +451,20 @@ pub fn spawn_tcp_writer(
     })
 }
 
+/// Takes a client's subscription out of the sublist and, if it was there, out of
+/// the interest told to routes (UNSUB, auto-unsubscribe limit, close).
+fn remove_local_sub(server: &ServerShared, s: &Arc<Subscription>) {
+    if server
+        .sublist
+        .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
+        .is_ok()
+    {
+        server
+            .routes
+            .local_interest_removed(&s.subject, s.queue.as_deref());
+    }
+}
+
 fn nanos_seed() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -485,15 +491,7 @@ async fn finish(
 
     let subs: Vec<Arc<Subscription>> = client.subs.lock().drain().map(|(_, s)| s).collect();
     for s in &subs {
-        if server
-            .sublist
-            .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
-            .is_ok()
-        {
-            server
-                .routes
-                .local_interest_removed(&s.subject, s.queue.as_deref());
-        }
+        remove_local_sub(server, s);
     }
     server.clients.remove(&client.cid);
 
@@ -907,16 +905,7 @@ impl Conn {
             }
         };
         if let Some(s) = removed {
-            if self
-                .server
-                .sublist
-                .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
-                .is_ok()
-            {
-                self.server
-                    .routes
-                    .local_interest_removed(&s.subject, s.queue.as_deref());
-            }
+            remove_local_sub(&self.server, &s);
         }
         self.ok();
     }
