@@ -37,6 +37,8 @@ pub enum Command {
         command: String,
         pid: Option<String>,
     },
+    /// `tern cluster ...`: the admin API client.
+    Cluster(crate::admin::cli::ClusterArgs),
     Help,
     Version,
 }
@@ -116,6 +118,7 @@ enum Target {
     Routes,
     NoAdvertise,
     ConnectRetries,
+    ClusterControl,
     Help,
     Version,
     Unsupported,
@@ -160,6 +163,7 @@ const FLAGS: &[(&[&str], Kind, Target)] = &[
     (&["routes"], Kind::Value, Target::Routes),
     (&["no_advertise"], Kind::Bool, Target::NoAdvertise),
     (&["connect_retries"], Kind::Value, Target::ConnectRetries),
+    (&["cluster_control"], Kind::Value, Target::ClusterControl),
     (&["h", "help"], Kind::Bool, Target::Help),
     (&["v", "version"], Kind::Bool, Target::Version),
     // nats-server flags for features tern does not have yet: a clear error, not "unknown".
@@ -205,6 +209,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
     let args: Vec<String> = args.into_iter().collect();
     if args.first().map(String::as_str) == Some("config") {
         return parse_config_subcommand(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("cluster") {
+        return crate::admin::cli::parse(&args[1..])
+            .map(Command::Cluster)
+            .map_err(CliError::Other);
     }
     let mut run = RunArgs::default();
     let o = &mut run.overrides;
@@ -308,6 +317,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
                 o.cluster_listen = Some(value);
             }
             Target::ClusterName => o.cluster_name = Some(value),
+            Target::ClusterControl => o.cluster_control = Some(value),
             Target::ClusterAdvertise => o.cluster_advertise = Some(value),
             Target::Routes => {
                 let routes = value
@@ -433,6 +443,8 @@ const USAGE: &str = "\
 Usage: tern [options]
        tern config check FILE
        tern config print [--json] [FILE]
+       tern cluster [--server host:port] [--token T] [--json] status|members|remove NODE|
+                    drain [NODE]|transfer-leader NODE|config get|set FILE [--dry-run]|history
 
 Server Options:
     -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
@@ -476,6 +488,7 @@ Cluster Options:
         --no_advertise <bool>        Do not advertise known cluster information to clients
         --cluster_advertise <string> Cluster URL to advertise to other servers
         --connect_retries <number>   For implicit routes, number of connect retries
+        --cluster_control <host:port> gRPC control listener for Raft and the admin API (default port 6250)
 
 Common Options:
     -h, --help                       Show this message

@@ -36,6 +36,8 @@ pub struct Overrides {
     pub routes: Option<Vec<String>>,
     pub no_advertise: Option<bool>,
     pub connect_retries: Option<u32>,
+    /// `--cluster_control host:port`: the gRPC control listener (Raft and admin).
+    pub cluster_control: Option<String>,
 }
 
 impl Overrides {
@@ -86,6 +88,7 @@ impl Overrides {
         if self.connect_retries.is_some() {
             c.cluster.connect_retries = self.connect_retries;
         }
+        set_opt(&mut c.cluster.control_listen, &self.cluster_control);
         Ok(())
     }
 }

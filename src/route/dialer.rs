@@ -73,7 +73,10 @@ pub fn start_configured(server: &Arc<ServerShared>) {
 
 /// Dials a server learned from gossip (INFO with `ip`), unless already connected.
 pub fn dial_implicit(server: &Arc<ServerShared>, info: &ServerInfo) {
-    if server.routes.has_route(&info.server_id) || info.server_id == server.server_id {
+    if server.routes.has_route(&info.server_id)
+        || info.server_id == server.server_id
+        || server.routes.is_removed(info.tern_node_id)
+    {
         return;
     }
     if !server.routes.start_dialing(&info.server_id) {
@@ -109,7 +112,12 @@ pub fn redial(server: &Arc<ServerShared>, server_id: &str, url: &str) {
 
 /// Connects to `url` and serves the route; reconnects after a loss (configured
 /// routes forever, implicit ones while attempts remain).
-async fn dial_loop(server: Arc<ServerShared>, url: String, configured: bool, retries: u32) {
+pub(super) async fn dial_loop(
+    server: Arc<ServerShared>,
+    url: String,
+    configured: bool,
+    retries: u32,
+) {
     let parsed = match parse_route_url(&url) {
         Ok(u) => u,
         Err(e) => {
@@ -143,6 +151,8 @@ async fn dial_loop(server: Arc<ServerShared>, url: String, configured: bool, ret
                 let end = conn::serve(server.clone(), stream, addr, side).await;
                 match end {
                     RouteEnd::ToSelf => return,
+                    // Removed from the cluster (`tern cluster remove`): stop redialling.
+                    RouteEnd::Closed(crate::error::CloseReason::RouteRemoved) => return,
                     RouteEnd::Closed(reason) => {
                         if !configured {
                             // Implicit routes are not redialed after they were up:

@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod dialer;
+pub mod members;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +63,9 @@ pub struct RouteState {
     dynamic_name: AtomicBool,
     /// server_ids we are dialing right now, so gossip does not start a second dial.
     dialing: Mutex<BTreeSet<String>>,
+    /// Raft node ids taken out of the cluster (see members.rs): their routes are
+    /// refused and not redialled.
+    removed_nodes: RwLock<BTreeSet<u64>>,
 }
 
 impl RouteState {
@@ -78,7 +82,17 @@ impl RouteState {
             name: RwLock::new(name),
             dynamic_name: AtomicBool::new(dynamic),
             dialing: Mutex::new(BTreeSet::new()),
+            removed_nodes: RwLock::new(BTreeSet::new()),
         }
+    }
+
+    /// Whether a peer announcing Raft node id `node_id` was removed from the cluster.
+    pub fn is_removed(&self, node_id: u64) -> bool {
+        node_id != 0 && self.removed_nodes.read().contains(&node_id)
+    }
+
+    pub fn set_removed(&self, ids: BTreeSet<u64>) {
+        *self.removed_nodes.write() = ids;
     }
 
     pub fn enabled(&self) -> bool {
