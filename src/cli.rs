@@ -40,6 +40,8 @@ pub enum Command {
     /// `tern pub|sub|req|reply|bench|healthcheck ...`: the client tools (`tools::main`),
     /// which parse their own flags.
     Tool(Vec<String>),
+    /// `tern cluster ...`: the admin API client.
+    Cluster(crate::admin::cli::ClusterArgs),
     Help,
     Version,
 }
@@ -124,6 +126,7 @@ enum Target {
     TlsCert,
     TlsKey,
     TlsCaCert,
+    ClusterControl,
     Help,
     Version,
     Unsupported,
@@ -173,6 +176,7 @@ const FLAGS: &[(&[&str], Kind, Target)] = &[
     (&["tlscert"], Kind::Value, Target::TlsCert),
     (&["tlskey"], Kind::Value, Target::TlsKey),
     (&["tlscacert"], Kind::Value, Target::TlsCaCert),
+    (&["cluster_control"], Kind::Value, Target::ClusterControl),
     (&["h", "help"], Kind::Bool, Target::Help),
     (&["v", "version"], Kind::Bool, Target::Version),
     // nats-server flags for features tern does not have yet: a clear error, not "unknown".
@@ -217,6 +221,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
         .is_some_and(|a| crate::tools::COMMANDS.contains(&a.as_str()))
     {
         return Ok(Command::Tool(args));
+    }
+    if args.first().map(String::as_str) == Some("cluster") {
+        return crate::admin::cli::parse(&args[1..])
+            .map(Command::Cluster)
+            .map_err(CliError::Other);
     }
     let mut run = RunArgs::default();
     let o = &mut run.overrides;
@@ -325,6 +334,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             Target::TlsCert => o.tls_cert = Some(PathBuf::from(value)),
             Target::TlsKey => o.tls_key = Some(PathBuf::from(value)),
             Target::TlsCaCert => o.tls_ca_cert = Some(PathBuf::from(value)),
+            Target::ClusterControl => o.cluster_control = Some(value),
             Target::ClusterAdvertise => o.cluster_advertise = Some(value),
             Target::Routes => {
                 let routes = value
@@ -451,6 +461,8 @@ Usage: tern [options]
        tern config check FILE
        tern config print [--json] [FILE]
        tern pub|sub|req|reply|bench|healthcheck ... (client tools; --help for each)
+       tern cluster [--server host:port] [--token T] [--json] status|members|remove NODE|
+                    drain [NODE]|transfer-leader NODE|config get|set FILE [--dry-run]|history
 
 Server Options:
     -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
@@ -501,6 +513,7 @@ Cluster Options:
         --no_advertise <bool>        Do not advertise known cluster information to clients
         --cluster_advertise <string> Cluster URL to advertise to other servers
         --connect_retries <number>   For implicit routes, number of connect retries
+        --cluster_control <host:port> gRPC control listener for Raft and the admin API (default port 6250)
 
 Common Options:
     -h, --help                       Show this message

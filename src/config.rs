@@ -111,6 +111,18 @@ pub struct ClusterConfig {
     #[serde(with = "opt_duration")]
     pub ping_interval: Option<Duration>,
     pub ping_max: Option<u32>,
+    /// gRPC control listener (`host:port`, port 6250 when omitted) for Raft and the
+    /// admin API. Raft runs only when this is set (and then store_dir is required).
+    pub control_listen: Option<String>,
+    /// Control address given to peers and the CLI when the listen address is not
+    /// reachable as is (0.0.0.0, NAT).
+    pub control_advertise: Option<String>,
+    /// Bearer token required on the control listener (Raft peers and admin).
+    pub control_token: Option<String>,
+    /// Nodes to wait for before the lowest node id initialises the Raft group.
+    pub bootstrap_expect: Option<u32>,
+    /// Voters cap (default 5); further nodes stay learners.
+    pub max_voters: Option<u32>,
 }
 
 impl ClusterConfig {

@@ -10,12 +10,15 @@
 // serde_json::json! of the /varz object nests deeper than the default limit.
 #![recursion_limit = "256"]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod conf;
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod dispatch;
 pub mod error;
 pub mod logging;

@@ -38,6 +38,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Tool(args) => exit(tern::tools::main(args)),
+        Command::Cluster(args) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => exit(rt.block_on(tern::admin::cli::run(args))),
+            Err(e) => {
+                eprintln!("tern: could not start the runtime: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Run(args) => run(args),
     }
 }

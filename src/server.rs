@@ -146,6 +146,15 @@ pub struct ServerShared {
     config_load_time: Mutex<SystemTime>,
     /// Authenticator and TLS acceptor for new connections; replaced on reload.
     security: RwLock<Arc<Security>>,
+    /// The node's own configuration (defaults, file, env, flags) before the
+    /// cluster-wide keys from Raft are put over it; reloads replace this one.
+    local_config: RwLock<Arc<Config>>,
+    /// Cluster-scoped keys committed through Raft (none without Raft).
+    cluster_overlay: RwLock<Option<crate::cluster::shared_config::SharedConfig>>,
+    /// (Raft node id, control address), advertised in route INFO when Raft runs.
+    pub raft_identity: OnceLock<(u64, String)>,
+    /// Why /healthz answers 503 (Raft has not applied what it saw at start).
+    not_ready: Mutex<Option<String>>,
 }
 
 impl ServerShared {
@@ -160,6 +169,34 @@ impl ServerShared {
     /// Installs a reloaded configuration (the caller has validated it and kept the
     /// settings that cannot change at run time).
     pub fn set_config(&self, c: Config) {
+        *self.local_config.write() = Arc::new(c.clone());
+        self.install_config(c);
+    }
+
+    /// Puts the cluster-wide configuration committed through Raft over the local one.
+    pub fn set_cluster_config(&self, o: crate::cluster::shared_config::SharedConfig) {
+        if self.cluster_overlay.read().as_ref() == Some(&o) {
+            return;
+        }
+        *self.cluster_overlay.write() = Some(o);
+        let local = (*self.local_config.read().clone()).clone();
+        self.install_config(local);
+    }
+
+    /// None when ready; else why /healthz should answer 503.
+    pub fn not_ready(&self) -> Option<String> {
+        self.not_ready.lock().clone()
+    }
+
+    pub fn set_not_ready(&self, reason: Option<String>) {
+        *self.not_ready.lock() = reason;
+    }
+
+    fn install_config(&self, c: Config) {
+        let c = match &*self.cluster_overlay.read() {
+            Some(o) => o.apply_to(c),
+            None => c,
+        };
         let c = c.normalized();
         {
             let mut info = self.info.write();
@@ -240,6 +277,12 @@ impl ServerShared {
             cluster_dynamic: self.routes.name_is_dynamic(),
             connect_urls: self.own_client_urls.clone(),
             ldm: self.is_lame_duck(),
+            tern_node_id: self.raft_identity.get().map_or(0, |r| r.0),
+            tern_control: self
+                .raft_identity
+                .get()
+                .map(|r| r.1.clone())
+                .unwrap_or_default(),
             ..Default::default()
         };
         info.to_line()
@@ -382,6 +425,8 @@ pub struct ServerHandle {
     client_addr: SocketAddr,
     monitor_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    /// The Raft control plane, when `cluster { control_listen }` is configured.
+    control: Option<crate::control::ControlHandle>,
 }
 
 impl ServerHandle {
@@ -396,6 +441,16 @@ impl ServerHandle {
     /// The bound route listener, when clustering is configured.
     pub fn cluster_addr(&self) -> Option<SocketAddr> {
         self.shared.cluster_addr.get().copied()
+    }
+
+    /// The Raft node, when the control plane runs.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::ClusterNode>> {
+        self.control.as_ref().map(|c| &c.node)
+    }
+
+    /// The bound gRPC control listener, when the control plane runs.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control.as_ref().map(|c| c.addr)
     }
 
     /// Resolves when the server has shut down (signal, lame duck or `shutdown`).
@@ -413,6 +468,9 @@ impl ServerHandle {
         self.shared.shutdown();
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(c) = self.control {
+            c.stop().await;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !self.shared.clients.is_empty() && tokio::time::Instant::now() < deadline {
@@ -509,6 +567,10 @@ impl Server {
             stop_accepting: tokio::sync::Notify::new(),
             shutdown,
             http_requests: DashMap::new(),
+            local_config: RwLock::new(Arc::new(config.clone())),
+            cluster_overlay: RwLock::new(None),
+            raft_identity: OnceLock::new(),
+            not_ready: Mutex::new(None),
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),
             routes,
@@ -539,6 +601,7 @@ impl Server {
         );
         let _ = addr;
         let cfg = shared.config();
+        let mut route_listener = None;
         if cfg.cluster.enabled() {
             let chost = cfg.cluster.host.clone().unwrap_or_else(|| cfg.host.clone());
             let cport = cfg.cluster.port.unwrap_or(0);
@@ -551,6 +614,12 @@ impl Server {
                 "Listening for route connections on {}",
                 fmt_host_port(&chost, caddr.port())
             );
+            route_listener = Some(cl);
+        }
+        // Between binding and using the route listener: the control plane advertises
+        // the route URL, and the first route INFO already carries the Raft identity.
+        let control = crate::control::start(&shared).await?;
+        if let Some(cl) = route_listener {
             tasks.push(tokio::spawn(crate::route::dialer::accept_loop(
                 shared.clone(),
                 cl,
@@ -572,6 +641,7 @@ impl Server {
             client_addr,
             monitor_addr,
             tasks,
+            control,
         })
     }
 }
@@ -612,7 +682,7 @@ pub fn fmt_host_port(host: &str, port: u16) -> String {
     }
 }
 
-async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
+pub(crate) async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
     let display = fmt_host_port(host, port);
     let to_err = |source| StartError::Listen {
         addr: display.clone(),
@@ -651,6 +721,10 @@ async fn accept_loop(shared: Arc<ServerShared>, listener: TcpListener) {
     let mut shutdown = shared.shutdown_rx();
     let mut backoff = Duration::from_millis(10);
     loop {
+        // A shutdown sent before this task subscribed is not a "change": check it.
+        if *shutdown.borrow() {
+            break;
+        }
         tokio::select! {
             _ = shutdown.changed() => break,
             // Lame duck: stop listening, as nats-server closes its listener.

@@ -259,6 +259,12 @@ impl Mapper {
                 "ping_interval" => self.set_duration("cluster.ping_interval", &key, v),
                 "ping_max" => self.set_int("cluster.ping_max", &key, v, 0, u32::MAX.into()),
                 "authorization" => self.cluster_auth(v),
+                "control_listen" | "control_advertise" | "control_token" => {
+                    self.set_string(&format!("cluster.{key}"), &key, v)
+                }
+                "bootstrap_expect" | "max_voters" => {
+                    self.set_int(&format!("cluster.{key}"), &key, v, 1, 1000)
+                }
                 k if CLUSTER_UNSUPPORTED.contains(&k) => {
                     self.unsupported(&e.key_pos, &format!("cluster {}", e.key))
                 }

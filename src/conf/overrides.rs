@@ -42,6 +42,8 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_ca_cert: Option<PathBuf>,
+    /// `--cluster_control host:port`: the gRPC control listener (Raft and admin).
+    pub cluster_control: Option<String>,
 }
 
 impl Overrides {
@@ -93,6 +95,7 @@ impl Overrides {
             c.cluster.connect_retries = self.connect_retries;
         }
         self.apply_tls(c);
+        set_opt(&mut c.cluster.control_listen, &self.cluster_control);
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! /healthz: `{"status":"ok"}` (compact, unlike the other endpoints). tern has no
 //! JetStream, so every JetStream variant is healthy once its arguments are valid, as
-//! nats-server answers without JetStream.
+//! nats-server answers without JetStream. With Raft, 503 until the node is ready.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +10,7 @@ use serde_json::json;
 use super::format::Query;
 use super::{bad_request, json_body, Params, QueryMap, St};
 
-pub async fn handle(State(_m): St, Params(q): Params<QueryMap>) -> Response {
+pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
     let q = Query(&q);
     let mut details = false;
     for key in [
@@ -32,6 +32,14 @@ pub async fn handle(State(_m): St, Params(q): Params<QueryMap>) -> Response {
     } else {
         None
     };
+    // Raft readiness (issue 5): 503 until the node has applied the membership and
+    // configuration committed when it started. Always ready without Raft.
+    if missing.is_none() {
+        if let Some(reason) = m.shared.not_ready() {
+            let body = json!({"status": "unavailable", "error": reason});
+            return json_body(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
+        }
+    }
     let (status, body) = match missing {
         None => (StatusCode::OK, json!({"status": "ok"})),
         Some(e) if details => (

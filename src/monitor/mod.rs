@@ -88,7 +88,7 @@ pub async fn serve(shared: Arc<ServerShared>, listener: TcpListener) {
         .with_state(state);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
+            let _ = shutdown.wait_for(|s| *s).await;
         })
         .await;
 }

@@ -59,6 +59,13 @@ pub struct ServerInfo {
     pub connect_info: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub remote_account: String,
+    /// tern extension on route INFO: the Raft node id, so routes map to members
+    /// (nats-server ignores unknown INFO fields).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tern_node_id: u64,
+    /// tern extension on route INFO: the gRPC control address, for Raft discovery.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tern_control: String,
 }
 
 impl ServerInfo {

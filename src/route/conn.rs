@@ -457,6 +457,11 @@ impl RouteConn {
                 duplicate_of: None,
             });
         }
+        if self.server.routes.is_removed(info.tern_node_id) {
+            // `tern cluster remove`: this peer is out of the cluster (members.rs).
+            tracing::info!("Refusing route from removed node {}", info.tern_node_id);
+            return Err(End::close(CloseReason::RouteRemoved, None));
+        }
         if info.server_name == self.server.server_name {
             tracing::error!(
                 "Remote server has a duplicate name: \"{}\"",

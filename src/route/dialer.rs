@@ -73,7 +73,10 @@ pub fn start_configured(server: &Arc<ServerShared>) {
 
 /// Dials a server learned from gossip (INFO with `ip`), unless already connected.
 pub fn dial_implicit(server: &Arc<ServerShared>, info: &ServerInfo) {
-    if server.routes.has_route(&info.server_id) || info.server_id == server.server_id {
+    if server.routes.has_route(&info.server_id)
+        || info.server_id == server.server_id
+        || server.routes.is_removed(info.tern_node_id)
+    {
         return;
     }
     if !server.routes.start_dialing(&info.server_id) {
@@ -123,7 +126,7 @@ pub fn redial(server: &Arc<ServerShared>, server_id: &str, url: &str) {
 /// behind `url` once known: while a route to it is registered (it dialed us, or
 /// our connection was refused as a duplicate) there is nothing to dial; a
 /// configured route waits for that route to go away and then takes over.
-async fn dial_loop(
+pub(super) async fn dial_loop(
     server: Arc<ServerShared>,
     url: String,
     configured: bool,
@@ -195,6 +198,8 @@ async fn dial_loop(
                         peer = Some(id);
                         continue;
                     }
+                    // Removed from the cluster (`tern cluster remove`): stop redialling.
+                    RouteEnd::Closed(crate::error::CloseReason::RouteRemoved) => return,
                     RouteEnd::Closed(reason) => {
                         if !configured {
                             // Implicit routes are not redialed after they were up:

@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod dialer;
+pub mod members;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +65,9 @@ pub struct RouteState {
     dialing: Mutex<BTreeSet<String>>,
     /// Woken whenever a registered route goes away.
     route_gone: tokio::sync::Notify,
+    /// Raft node ids taken out of the cluster (see members.rs): their routes are
+    /// refused and not redialled.
+    removed_nodes: RwLock<BTreeSet<u64>>,
 }
 
 impl RouteState {
@@ -81,7 +85,17 @@ impl RouteState {
             dynamic_name: AtomicBool::new(dynamic),
             dialing: Mutex::new(BTreeSet::new()),
             route_gone: tokio::sync::Notify::new(),
+            removed_nodes: RwLock::new(BTreeSet::new()),
         }
+    }
+
+    /// Whether a peer announcing Raft node id `node_id` was removed from the cluster.
+    pub fn is_removed(&self, node_id: u64) -> bool {
+        node_id != 0 && self.removed_nodes.read().contains(&node_id)
+    }
+
+    pub fn set_removed(&self, ids: BTreeSet<u64>) {
+        *self.removed_nodes.write() = ids;
     }
 
     pub fn enabled(&self) -> bool {
