@@ -570,7 +570,7 @@ impl Conn {
                 _ = self.client.kill.notified() => {
                     return Close::new(self.client.close_reason().unwrap_or(CloseReason::ServerShutdown), None);
                 }
-                _ = shutdown.changed() => {
+                _ = crate::server::stopped(&mut shutdown) => {
                     return Close::new(CloseReason::ServerShutdown, None);
                 }
                 r = rd.read_buf(&mut buf) => {

@@ -673,6 +673,12 @@ fn own_client_urls(config: &Config, port: u16) -> Vec<String> {
     urls
 }
 
+/// Resolves once shutdown has been signalled, also when it already was before the
+/// call (`changed()` would wait for a change that never comes).
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
 /// `host:port`, with brackets for IPv6 as Go's net.JoinHostPort writes it.
 pub fn fmt_host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -726,11 +732,11 @@ async fn accept_loop(shared: Arc<ServerShared>, listener: TcpListener) {
             break;
         }
         tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = stopped(&mut shutdown) => break,
             // Lame duck: stop listening, as nats-server closes its listener.
             _ = shared.stop_accepting.notified() => {
                 drop(listener);
-                let _ = shutdown.changed().await;
+                stopped(&mut shutdown).await;
                 break;
             }
             r = listener.accept() => match r {

@@ -83,7 +83,12 @@ impl Admin {
 
     fn unreachable(addr: &str, e: Status) -> Status {
         if e.code() == tonic::Code::Unavailable && !e.message().contains(addr) {
-            Status::unavailable(format!("leader at {addr} unreachable: {}", e.message()))
+            // The last leader this node heard of is gone and no new one could be
+            // elected from here: for the operator that is the no-quorum case.
+            Status::unavailable(format!(
+                "no quorum: leader at {addr} unreachable: {}",
+                e.message()
+            ))
         } else {
             e
         }

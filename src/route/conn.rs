@@ -176,7 +176,7 @@ impl RouteConn {
                 _ = self.conn.wait_killed() => {
                     return End::close(self.conn.close_reason().unwrap_or(CloseReason::ServerShutdown), None);
                 }
-                _ = shutdown.changed() => return End::close(CloseReason::ServerShutdown, None),
+                _ = crate::server::stopped(&mut shutdown) => return End::close(CloseReason::ServerShutdown, None),
                 r = rd.read_buf(&mut buf) => {
                     match r {
                         Ok(0) => return End::close(CloseReason::ClientClosed, None),

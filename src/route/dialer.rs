@@ -164,11 +164,11 @@ pub(super) async fn dial_loop(
             }
             tokio::select! {
                 _ = server.routes.wait_no_route(&id) => {}
-                _ = shutdown.changed() => return,
+                _ = crate::server::stopped(&mut shutdown) => return,
             }
             tokio::select! {
                 _ = tokio::time::sleep(turn_delay(&server.server_id, &id)) => {}
-                _ = shutdown.changed() => return,
+                _ = crate::server::stopped(&mut shutdown) => return,
             }
             delay = RETRY_MIN;
             failures = 0;
@@ -223,7 +223,7 @@ pub(super) async fn dial_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(jitter(delay)) => {}
-            _ = shutdown.changed() => return,
+            _ = crate::server::stopped(&mut shutdown) => return,
         }
         delay = (delay * 2).min(RETRY_MAX);
     }
@@ -234,7 +234,7 @@ pub async fn accept_loop(server: Arc<ServerShared>, listener: tokio::net::TcpLis
     let mut shutdown = server.shutdown_rx();
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = crate::server::stopped(&mut shutdown) => break,
             r = listener.accept() => match r {
                 Ok((stream, addr)) => {
                     let server = server.clone();
