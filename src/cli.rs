@@ -110,6 +110,7 @@ enum Target {
     JetStream,
     MaxTracedMsgLen,
     LogSizeLimit,
+    LogJson,
     Cluster,
     ClusterName,
     ClusterAdvertise,
@@ -150,6 +151,7 @@ const FLAGS: &[(&[&str], Kind, Target)] = &[
         Target::MaxTracedMsgLen,
     ),
     (&["log_size_limit"], Kind::Value, Target::LogSizeLimit),
+    (&["log_json"], Kind::Bool, Target::LogJson),
     (&["cluster", "cluster_listen"], Kind::Value, Target::Cluster),
     (&["cluster_name"], Kind::Value, Target::ClusterName),
     (
@@ -257,6 +259,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
                 }
                 Target::JetStream => o.jetstream = Some(b),
                 Target::NoAdvertise => o.no_advertise = Some(b),
+                Target::LogJson => o.log_json = Some(b),
                 Target::Help => help = b,
                 Target::Version => version = b,
                 _ => {}
@@ -457,6 +460,7 @@ Logging Options:
     -DV                              Debug and trace
     -DVV                             Debug and verbose trace
         --log_size_limit <limit>     Logfile size limit (default: auto)
+        --log_json                   Log one JSON object per line (time, level, msg, pid)
         --max_traced_msg_len <len>   Maximum printable length for traced messages (default: unlimited)
 
 JetStream Options:

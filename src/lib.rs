@@ -26,6 +26,7 @@ pub mod run;
 pub mod server;
 pub mod subject;
 pub mod sublist;
+pub mod telemetry;
 
 pub use config::Config;
 pub use server::{Server, ServerHandle};
