@@ -115,6 +115,7 @@ enum Target {
     JetStream,
     MaxTracedMsgLen,
     LogSizeLimit,
+    LogJson,
     Cluster,
     ClusterName,
     ClusterAdvertise,
@@ -161,6 +162,7 @@ const FLAGS: &[(&[&str], Kind, Target)] = &[
         Target::MaxTracedMsgLen,
     ),
     (&["log_size_limit"], Kind::Value, Target::LogSizeLimit),
+    (&["log_json"], Kind::Bool, Target::LogJson),
     (&["cluster", "cluster_listen"], Kind::Value, Target::Cluster),
     (&["cluster_name"], Kind::Value, Target::ClusterName),
     (
@@ -280,6 +282,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
                 Target::NoAdvertise => o.no_advertise = Some(b),
                 Target::Tls => o.tls = Some(b),
                 Target::TlsVerify => o.tls_verify = Some(b),
+                Target::LogJson => o.log_json = Some(b),
                 Target::Help => help = b,
                 Target::Version => version = b,
                 _ => {}
@@ -487,6 +490,7 @@ Logging Options:
     -DV                              Debug and trace
     -DVV                             Debug and verbose trace
         --log_size_limit <limit>     Logfile size limit (default: auto)
+        --log_json                   Log one JSON object per line (time, level, msg, pid)
         --max_traced_msg_len <len>   Maximum printable length for traced messages (default: unlimited)
 
 JetStream Options:

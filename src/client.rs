@@ -951,8 +951,13 @@ impl Conn {
             cid: self.client.cid,
             echo: self.opts.echo,
         };
+        // Message tracing (telemetry::msg): only HPUB with tracing on gets past `start`.
+        let traced = crate::telemetry::msg::start(server, hdr_len, payload);
         let delivered =
             dispatch::deliver(server, &result, &msg, &origin, &mut self.rng, &mut self.pcd);
+        if let Some(t) = traced {
+            t.published(server, &self.client, subject, &result, delivered);
+        }
         if delivered == 0 && self.opts.no_responders {
             if let Some(reply) = reply {
                 dispatch::send_no_responders(server, &self.client, subject, reply, &mut self.pcd);

@@ -144,6 +144,39 @@ pub struct Logging {
     pub ports_file_dir: Option<PathBuf>,
     #[serde(deserialize_with = "size::deserialize_u64")]
     pub log_size_limit: u64,
+    /// `log_format: json` / `--log_json`: one JSON object per line instead of nats text.
+    pub log_format: LogFormat,
+}
+
+/// Shape of log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// nats-server's `[pid] date [INF] text` (harnesses grep it).
+    #[default]
+    Text,
+    /// `{"time":..,"level":..,"msg":..,"pid":..}` for log shippers.
+    Json,
+}
+
+/// `telemetry { ... }`: OpenTelemetry (OTLP/gRPC) export. Unset values fall back to the
+/// standard `OTEL_*` environment variables (see `telemetry::settings`); nothing runs
+/// unless an endpoint is given here or there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// Collector address, e.g. `http://127.0.0.1:4317`.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+    /// Export spans (connection, route, admin lifecycles and traced messages).
+    pub traces: Option<bool>,
+    /// Export metrics (the figures of `/metrics`).
+    pub metrics: Option<bool>,
+    /// Share of traces recorded, 0.0..=1.0 (also applied to traced messages).
+    pub sample_ratio: Option<f64>,
+    /// How often metrics are pushed (default 60 s, `OTEL_METRIC_EXPORT_INTERVAL`).
+    #[serde(with = "opt_duration")]
+    pub metrics_interval: Option<Duration>,
 }
 
 impl Default for Logging {
@@ -156,6 +189,7 @@ impl Default for Logging {
             pid_file: None,
             ports_file_dir: None,
             log_size_limit: 0,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -205,6 +239,7 @@ pub struct Config {
     pub allow_non_tls: bool,
     /// Truncate traced message bodies to this many bytes (0 = no limit); nats `max_traced_msg_len`.
     pub max_traced_msg_len: i32,
+    pub telemetry: TelemetryConfig,
     /// The file this config was read from (for reload); not a conf key.
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -240,6 +275,7 @@ impl Default for Config {
             tls: None,
             allow_non_tls: false,
             max_traced_msg_len: 0,
+            telemetry: TelemetryConfig::default(),
             config_file: None,
         }
     }

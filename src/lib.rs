@@ -30,6 +30,7 @@ pub mod run;
 pub mod server;
 pub mod subject;
 pub mod sublist;
+pub mod telemetry;
 pub mod tools;
 
 pub use config::Config;

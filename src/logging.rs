@@ -3,14 +3,20 @@
 //! Client test harnesses grep these lines ("Listening for client connections on",
 //! "Server is ready", "[FTL]"), so the wording and shape are part of the interface.
 //! Fatal lines use the `fatal` target and print as `[FTL]`.
+//!
+//! Also: JSON lines (`log_format: json` / `--log_json`) for log shippers, and a size
+//! limit on the `-l` file (`logfile_size_limit`) that renames it to
+//! `<file>.<timestamp>` and starts a new one, as nats-server does.
 
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
+use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -19,6 +25,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, Registry};
+
+use crate::config::{LogFormat, Logging};
 
 /// The event format.
 pub struct NatsFormat {
@@ -54,39 +62,155 @@ where
         if self.logtime {
             write!(writer, "{} ", timestamp())?;
         }
-        let meta = event.metadata();
-        let tag = if meta.target() == "fatal" {
-            "FTL"
-        } else {
-            match *meta.level() {
-                Level::ERROR => "ERR",
-                Level::WARN => "WRN",
-                Level::INFO => "INF",
-                Level::DEBUG => "DBG",
-                Level::TRACE => "TRC",
-            }
-        };
+        let (tag, _) = level_names(event);
         write!(writer, "[{tag}] ")?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
 }
 
-/// Where log lines go: stderr, or an append-mode file (`-l`).
+/// (`[XXX]` tag, JSON level name) of an event; fatal lines use the `fatal` target.
+fn level_names(event: &Event<'_>) -> (&'static str, &'static str) {
+    let meta = event.metadata();
+    if meta.target() == "fatal" {
+        return ("FTL", "fatal");
+    }
+    match *meta.level() {
+        Level::ERROR => ("ERR", "error"),
+        Level::WARN => ("WRN", "warn"),
+        Level::INFO => ("INF", "info"),
+        Level::DEBUG => ("DBG", "debug"),
+        Level::TRACE => ("TRC", "trace"),
+    }
+}
+
+/// One JSON object per line: `{"time":..,"level":..,"msg":..,"pid":..}`. Structured
+/// fields other than the message are appended to `msg` as `key=value`, so the object
+/// keeps a fixed shape whatever the call site logged.
+pub struct JsonFormat {
+    pid: u32,
+}
+
+#[derive(Default)]
+struct MsgVisitor(String);
+
+impl Visit for MsgVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, |s| s.push_str(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.push(field, |s| {
+            use fmt::Write as _;
+            let _ = write!(s, "{value:?}");
+        });
+    }
+}
+
+impl MsgVisitor {
+    fn push(&mut self, field: &Field, write: impl FnOnce(&mut String)) {
+        if field.name() != "message" {
+            if !self.0.is_empty() {
+                self.0.push(' ');
+            }
+            self.0.push_str(field.name());
+            self.0.push('=');
+        } else if !self.0.is_empty() {
+            // The message goes first even if a field was recorded before it.
+            let mut m = String::new();
+            write(&mut m);
+            self.0.insert_str(0, &format!("{m} "));
+            return;
+        }
+        write(&mut self.0);
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut v = MsgVisitor::default();
+        event.record(&mut v);
+        let time = crate::monitor::rfc3339(SystemTime::now());
+        let line = serde_json::json!({
+            "time": time,
+            "level": level_names(event).1,
+            "msg": v.0,
+            "pid": self.pid,
+        });
+        writeln!(writer, "{line}")
+    }
+}
+
+/// Where log lines go: stderr, or an append-mode file (`-l`) with its size so far.
+struct Sink {
+    w: Box<dyn Write + Send>,
+    /// The file's path when logging to a file (rotation and reopen need it).
+    path: Option<PathBuf>,
+    written: u64,
+}
+
+/// `logfile_size_limit` in bytes (0 = none). Global like the logger; changed on reload.
+static SIZE_LIMIT: AtomicU64 = AtomicU64::new(0);
+
+/// The shared writer handed to the fmt layer.
 #[derive(Clone)]
-pub struct LogSink(Arc<Mutex<Box<dyn Write + Send>>>);
+pub struct LogSink(Arc<Mutex<Sink>>);
 
 impl Write for LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut w = self.0.lock();
-        let n = w.write(buf)?;
-        w.flush()?;
+        let mut s = self.0.lock();
+        let n = s.w.write(buf)?;
+        s.w.flush()?;
+        s.written += n as u64;
+        let limit = SIZE_LIMIT.load(Ordering::Relaxed);
+        // Checked after the write, as nats-server does: a line is never split across files.
+        if limit > 0 && s.written >= limit && s.path.is_some() {
+            // A failed rotation keeps logging to the current file rather than losing lines.
+            let _ = rotate(&mut s);
+        }
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.lock().flush()
+        self.0.lock().w.flush()
     }
+}
+
+/// Renames the log file to `<file>.<YYYY.MM.DD.hh.mm.ss.nnnnnnnnn>` and opens a new one.
+fn rotate(s: &mut Sink) -> std::io::Result<()> {
+    let Some(path) = s.path.clone() else {
+        return Ok(());
+    };
+    let stamp = timestamp_for_file(SystemTime::now());
+    let mut backup = path.clone().into_os_string();
+    backup.push(format!(".{stamp}"));
+    std::fs::rename(&path, &backup)?;
+    s.w = Box::new(open_append(&path)?);
+    s.written = 0;
+    Ok(())
+}
+
+/// Go's `2006.01.02.15.04.05.000000000` in UTC (nats-server's backup suffix).
+fn timestamp_for_file(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let rfc = crate::monitor::rfc3339(
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()),
+    );
+    // rfc is "YYYY-MM-DDTHH:MM:SSZ"
+    let digits: String = rfc[..19]
+        .chars()
+        .map(|c| if c.is_ascii_digit() { c } else { '.' })
+        .collect();
+    format!("{digits}.{:09}", d.subsec_nanos())
 }
 
 impl<'a> MakeWriter<'a> for LogSink {
@@ -96,38 +220,75 @@ impl<'a> MakeWriter<'a> for LogSink {
     }
 }
 
-/// Installs the global logger. Safe to call more than once (later calls are no-ops),
-/// so tests that start several in-process servers can share it.
+/// Installs the global logger with nats text lines. Safe to call more than once (later
+/// calls are no-ops), so tests that start several in-process servers can share it.
 pub fn init(
     debug: bool,
     trace: bool,
     logtime: bool,
     log_file: Option<&Path>,
 ) -> std::io::Result<()> {
-    let sink: Box<dyn Write + Send> = match log_file {
-        Some(p) => Box::new(open_append(p)?),
-        None => Box::new(std::io::stderr()),
+    init_with(&Logging {
+        debug,
+        trace,
+        logtime,
+        log_file: log_file.map(Path::to_path_buf),
+        ..Logging::default()
+    })
+}
+
+/// Installs the global logger from the logging settings (format, file, size limit).
+pub fn init_with(l: &Logging) -> std::io::Result<()> {
+    let (w, written): (Box<dyn Write + Send>, u64) = match &l.log_file {
+        Some(p) => {
+            let f = open_append(p)?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            (Box::new(f), len)
+        }
+        None => (Box::new(std::io::stderr()), 0),
     };
-    let sink = LogSink(Arc::new(Mutex::new(sink)));
-    let (filter, handle) = reload::Layer::new(level_filter(debug, trace));
-    let fmt_layer = tracing_subscriber::fmt::layer()
-        .event_format(NatsFormat {
-            pid: std::process::id(),
-            logtime,
-        })
-        .with_writer(sink.clone());
+    let sink = LogSink(Arc::new(Mutex::new(Sink {
+        w,
+        path: l.log_file.clone(),
+        written,
+    })));
+    let (filter, handle) = reload::Layer::new(level_filter(l.debug, l.trace));
+    let pid = std::process::id();
+    // Both layer types are built and one is disabled (`Option` layers are no-ops), so
+    // the subscriber type stays the same whichever format is chosen.
+    let json = l.log_format == LogFormat::Json;
+    let text_layer = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .event_format(NatsFormat {
+                pid,
+                logtime: l.logtime,
+            })
+            .with_writer(sink.clone())
+    });
+    let json_layer = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .event_format(JsonFormat { pid })
+            .with_writer(sink.clone())
+    });
     if tracing_subscriber::registry()
         .with(filter)
-        .with(fmt_layer)
+        .with(text_layer)
+        .with(json_layer)
         .try_init()
         .is_ok()
     {
         let _ = LEVEL.set(handle);
-        if let Some(p) = log_file {
-            let _ = FILE.set((sink, p.to_path_buf()));
+        set_size_limit(l.log_size_limit);
+        if l.log_file.is_some() {
+            let _ = FILE.set(sink);
         }
     }
     Ok(())
+}
+
+/// Applies a new `logfile_size_limit` (reload).
+pub fn set_size_limit(limit: u64) {
+    SIZE_LIMIT.store(limit, Ordering::Relaxed);
 }
 
 fn open_append(p: &Path) -> std::io::Result<std::fs::File> {
@@ -137,14 +298,18 @@ fn open_append(p: &Path) -> std::io::Result<std::fs::File> {
         .open(p)
 }
 
-/// The log file and where it lives, for reopening after rotation (SIGUSR1).
-static FILE: OnceLock<(LogSink, std::path::PathBuf)> = OnceLock::new();
+/// The log file sink, for reopening after an external rotation (SIGUSR1).
+static FILE: OnceLock<LogSink> = OnceLock::new();
 
 /// Reopens the `-l` log file (after logrotate moved it). No-op when logging to stderr.
 pub fn reopen() -> std::io::Result<()> {
-    if let Some((sink, path)) = FILE.get() {
-        let f = open_append(path)?;
-        *sink.0.lock() = Box::new(f);
+    if let Some(sink) = FILE.get() {
+        let mut s = sink.0.lock();
+        if let Some(path) = s.path.clone() {
+            let f = open_append(&path)?;
+            s.written = f.metadata().map(|m| m.len()).unwrap_or(0);
+            s.w = Box::new(f);
+        }
     }
     Ok(())
 }
@@ -172,4 +337,51 @@ pub fn set_level(debug: bool, trace: bool) {
 /// Logs a fatal line (`[FTL] ...`).
 pub fn fatal(msg: &str) {
     tracing::error!(target: "fatal", "{msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_suffix_is_go_layout() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 42);
+        assert_eq!(timestamp_for_file(t), "2023.11.14.22.13.20.000000042");
+    }
+
+    #[test]
+    fn json_lines_parse() {
+        let dir = std::env::temp_dir().join(format!("tern-log-json-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("t.log");
+        let _ = std::fs::remove_file(&path);
+        let sink = LogSink(Arc::new(Mutex::new(Sink {
+            w: Box::new(open_append(&path).unwrap()),
+            path: Some(path.clone()),
+            written: 0,
+        })));
+        let sub = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .event_format(JsonFormat { pid: 7 })
+                .with_writer(sink),
+        );
+        tracing::subscriber::with_default(sub, || {
+            tracing::info!("hello \"world\"");
+            tracing::warn!(cid = 3, "closing");
+            tracing::error!(target: "fatal", "boom");
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0]["msg"], "hello \"world\"");
+        assert_eq!(lines[0]["level"], "info");
+        assert_eq!(lines[0]["pid"], 7);
+        assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(lines[1]["msg"], "closing cid=3");
+        assert_eq!(lines[2]["level"], "fatal");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

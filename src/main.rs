@@ -68,8 +68,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
     };
     let mut config = loaded.config;
     config.config_file = args.config_file.clone();
-    let l = &config.logging;
-    if let Err(e) = tern::logging::init(l.debug, l.trace, l.logtime, l.log_file.as_deref()) {
+    if let Err(e) = tern::logging::init_with(&config.logging) {
         eprintln!("tern: could not open log file: {e}");
         return ExitCode::from(1);
     }

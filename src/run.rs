@@ -155,6 +155,7 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
 /// Reload: re-read the configuration and apply what can change at run time; settings
 /// that cannot (ports, hosts, paths) are reported by name and keep their old values.
 pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
+    let started = std::time::SystemTime::now();
     let new = match reload() {
         Ok(c) => c,
         Err(e) => {
@@ -184,6 +185,8 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
     keep!(logging.pid_file, "pid_file");
     keep!(logging.ports_file_dir, "ports_file_dir");
     keep!(logging.log_file, "log_file");
+    keep!(logging.log_format, "log_format");
+    keep!(telemetry, "telemetry");
     merged.config_file = old.config_file.clone();
     for name in &refused {
         tracing::warn!(
@@ -203,8 +206,16 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
     if merged.logging.debug != old.logging.debug || merged.logging.trace != old.logging.trace {
         crate::logging::set_level(merged.logging.debug, merged.logging.trace);
     }
+    crate::logging::set_size_limit(merged.logging.log_size_limit);
     shared.set_config(merged);
     tracing::info!("Reloaded server configuration");
+    let refused = refused.join(",");
+    crate::telemetry::admin(
+        shared,
+        "tern.server.reload",
+        started,
+        vec![opentelemetry::KeyValue::new("nats.reload.refused", refused)],
+    );
 }
 
 /// `--signal CMD[=PID|PIDFILE]`: sends the matching signal to a running server.

@@ -142,6 +142,8 @@ pub struct ServerShared {
     pub own_client_urls: Vec<String>,
     /// The bound cluster listen address, once listening.
     pub cluster_addr: OnceLock<SocketAddr>,
+    /// OpenTelemetry exporters; unset (and free) unless telemetry is configured.
+    pub telemetry: OnceLock<Arc<crate::telemetry::Telemetry>>,
     /// When the configuration was last loaded (start or reload), for /varz.
     config_load_time: Mutex<SystemTime>,
     /// Authenticator and TLS acceptor for new connections; replaced on reload.
@@ -223,7 +225,13 @@ impl ServerShared {
     }
 
     pub fn shutdown_rx(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
+        let mut rx = self.shutdown.subscribe();
+        // A task that subscribes after shutdown was sent (spawned just before a quick
+        // shutdown) must still see it: its first `changed()` would otherwise wait forever.
+        if *rx.borrow() {
+            rx.mark_changed();
+        }
+        rx
     }
 
     pub fn is_lame_duck(&self) -> bool {
@@ -340,6 +348,7 @@ impl ServerShared {
             .lock()
             .entry(c.reason.as_str())
             .or_insert(0) += 1;
+        crate::telemetry::connection_closed(self, &c);
         let mut closed = self.closed.lock();
         if closed.len() >= defaults::MAX_CLOSED_CLIENTS {
             closed.pop_front();
@@ -372,6 +381,7 @@ impl ServerShared {
         if self.lame_duck.swap(true, Ordering::AcqRel) {
             return;
         }
+        let started = SystemTime::now();
         tracing::info!("Entering lame duck mode, stop accepting new clients");
         self.stop_accepting.notify_one();
         let line = {
@@ -410,12 +420,15 @@ impl ServerShared {
                 tokio::time::sleep(step).await;
             }
         }
-        let _ = self.shutdown.send(true);
+        crate::telemetry::admin(self, "tern.server.lame_duck", started, Vec::new());
+        // send_replace: `send` drops the value when no task has subscribed yet.
+        self.shutdown.send_replace(true);
     }
 
     /// Stops accepting and closes every connection.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        // send_replace: `send` drops the value when no task has subscribed yet.
+        self.shutdown.send_replace(true);
     }
 }
 
@@ -476,6 +489,7 @@ impl ServerHandle {
         while !self.shared.clients.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        crate::telemetry::shutdown(&self.shared).await;
     }
 }
 
@@ -577,6 +591,7 @@ impl Server {
             own_client_urls,
             cluster_addr: OnceLock::new(),
             security: RwLock::new(Arc::new(security)),
+            telemetry: OnceLock::new(),
         });
 
         let mut tasks = Vec::new();
@@ -634,6 +649,7 @@ impl Server {
                 );
             }
         }
+        crate::telemetry::install(&shared);
         tasks.push(tokio::spawn(accept_loop(shared.clone(), listener)));
         tracing::info!("Server is ready");
         Ok(ServerHandle {

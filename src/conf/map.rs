@@ -351,8 +351,10 @@ impl Mapper {
             "logfile_size_limit" | "log_size_limit" => {
                 self.set_int("logging.log_size_limit", key, v, 0, i64::MAX)
             }
+            "log_format" => self.log_format(v),
             "store_dir" => self.set_string("store_dir", key, v),
             "jetstream" => self.jetstream(v),
+            "telemetry" => self.telemetry(v),
             "cluster" => self.cluster(v),
             "tls" => self.tls(kpos, v),
             "allow_non_tls" => self.set_bool("allow_non_tls", key, v),

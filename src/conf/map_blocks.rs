@@ -1,5 +1,6 @@
-//! Block-valued nats keys: `authorization { }` (with its users), `cluster { }` and
-//! `jetstream`. Split from `map.rs` to keep files small; same `Mapper`, same rules.
+//! Block-valued nats keys: `authorization { }` (with its users), `cluster { }`,
+//! `jetstream` and `telemetry { }` (plus `log_format`). Split from `map.rs` to keep
+//! files small; same `Mapper`, same rules.
 
 use serde_json::{Map as JMap, Value as J};
 
@@ -330,5 +331,52 @@ impl Mapper {
             }
         };
         self.set("jetstream", J::Bool(enabled), &v.pos);
+    }
+
+    /// `log_format: text|json`.
+    pub(super) fn log_format(&mut self, v: &Value) {
+        let Some(f) = self.string("log_format", v) else {
+            return;
+        };
+        match f.to_ascii_lowercase().as_str() {
+            f @ ("text" | "json") => self.set("logging.log_format", J::String(f.into()), &v.pos),
+            _ => self.error(
+                &v.pos,
+                format!("invalid log_format \"{f}\": expected \"text\" or \"json\""),
+            ),
+        }
+    }
+
+    /// `telemetry { otlp_endpoint, service_name, traces, metrics, sample_ratio,
+    /// metrics_interval }`: OpenTelemetry export (tern's own block; nats-server has none).
+    pub(super) fn telemetry(&mut self, v: &Value) {
+        let Some(m) = self.block("telemetry", v) else {
+            return;
+        };
+        for e in &m.entries {
+            let key = e.key.to_ascii_lowercase();
+            let v = &e.value;
+            match key.as_str() {
+                "otlp_endpoint" | "endpoint" => self.set_string("telemetry.otlp_endpoint", &key, v),
+                "service_name" => self.set_string("telemetry.service_name", &key, v),
+                "traces" => self.set_bool("telemetry.traces", &key, v),
+                "metrics" => self.set_bool("telemetry.metrics", &key, v),
+                "metrics_interval" => self.set_duration("telemetry.metrics_interval", &key, v),
+                "sample_ratio" => {
+                    let r = match v.kind {
+                        Kind::Float(f) => Some(f),
+                        Kind::Int(i) => Some(i as f64),
+                        _ => None,
+                    };
+                    match r {
+                        Some(r) if (0.0..=1.0).contains(&r) => {
+                            self.set("telemetry.sample_ratio", J::from(r), &v.pos)
+                        }
+                        _ => self.error(&v.pos, "sample_ratio must be a number from 0 to 1"),
+                    }
+                }
+                _ => self.unknown_entry(e),
+            }
+        }
     }
 }

@@ -28,6 +28,8 @@ pub struct Overrides {
     pub store_dir: Option<PathBuf>,
     pub jetstream: Option<bool>,
     pub log_size_limit: Option<u64>,
+    /// `--log_json`: JSON log lines.
+    pub log_json: Option<bool>,
     pub max_traced_msg_len: Option<i32>,
     /// `--cluster` / `--cluster_listen` URL, e.g. `nats://user:pass@0.0.0.0:6222`.
     pub cluster_listen: Option<String>,
@@ -72,6 +74,13 @@ impl Overrides {
         set(&mut c.logging.debug, &self.debug);
         set(&mut c.logging.trace, &self.trace);
         set(&mut c.logging.log_size_limit, &self.log_size_limit);
+        if let Some(json) = self.log_json {
+            c.logging.log_format = if json {
+                crate::config::LogFormat::Json
+            } else {
+                crate::config::LogFormat::Text
+            };
+        }
         set(&mut c.max_traced_msg_len, &self.max_traced_msg_len);
         set_opt(&mut c.authorization.user, &self.user);
         set_opt(&mut c.authorization.password, &self.pass);

@@ -593,3 +593,25 @@ fn syntax_errors_surface_from_load_with_positions() {
         .to_string()
         .ends_with("variable reference for 'NOPE' on line 3 can not be found"));
 }
+
+#[test]
+fn telemetry_block_and_log_format() {
+    let l = ok(
+        "otel.conf",
+        "log_format: json\ntelemetry {\n  otlp_endpoint: \"http://127.0.0.1:4317\"\n  service_name: edge\n  traces: true\n  metrics: false\n  sample_ratio: 0.25\n  metrics_interval: \"5s\"\n}\n",
+    );
+    let c = &l.config;
+    assert_eq!(c.logging.log_format, crate::config::LogFormat::Json);
+    let t = &c.telemetry;
+    assert_eq!(t.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+    assert_eq!(t.service_name.as_deref(), Some("edge"));
+    assert_eq!((t.traces, t.metrics), (Some(true), Some(false)));
+    assert_eq!(t.sample_ratio, Some(0.25));
+    assert_eq!(t.metrics_interval, Some(Duration::from_secs(5)));
+    let e = errs(
+        "otel_bad.conf",
+        "log_format: xml\ntelemetry { sample_ratio: 2 }\n",
+    );
+    assert!(e.iter().any(|m| m.contains("invalid log_format")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("sample_ratio")), "{e:?}");
+}

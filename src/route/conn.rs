@@ -312,7 +312,9 @@ impl RouteConn {
                     hdr_len,
                     payload,
                 };
-                dispatch::deliver(
+                // Message tracing (telemetry::msg): only HMSG with tracing on gets past `start`.
+                let traced = crate::telemetry::msg::start(server, hdr_len, payload);
+                let delivered = dispatch::deliver(
                     server,
                     &result,
                     &msg,
@@ -320,6 +322,9 @@ impl RouteConn {
                     &mut self.rng,
                     &mut self.pcd,
                 );
+                if let Some(t) = traced {
+                    t.routed(&self.conn, self.route.as_deref(), subject, delivered);
+                }
                 Ok(())
             }
         }
@@ -545,6 +550,7 @@ impl RouteConn {
             self.conn.out.push(&b);
         }
         self.conn.out.close(true);
+        crate::telemetry::route_closed(&self.server, &self.conn, self.route.as_deref(), end.reason);
         if let Some(route) = self.route.take() {
             let was_registered = self.server.routes.unregister(&route);
             // Every remote subscription of this route goes at once.
