@@ -4,21 +4,17 @@
 //! The read loop owns the parser, the connection options and the match cache; shared
 //! state (`Client`) is only what publishers on other connections need to deliver here.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, BytesMut};
-use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
-use crate::auth::permissions::{self, ConnPerms, HookSlot};
+use crate::auth::permissions::{self, ConnPerms};
 use crate::config::Config;
-use crate::conn::outbound::Outbound;
 use crate::dispatch::{self, MatchCache, Msg, Origin, Pcd, Rng};
 use crate::error::CloseReason;
 use crate::net::tls::Accepted;
@@ -29,200 +25,8 @@ use crate::protocol::{Op, ParseError, Parser, ParserLimits};
 use crate::server::{ClosedConn, ServerShared};
 use crate::subject;
 
-/// A subscription as stored in the sublist: who gets the message and under which sid.
-#[derive(Debug)]
-pub struct Subscription {
-    pub client: Arc<Client>,
-    pub subject: Box<[u8]>,
-    pub queue: Option<Box<[u8]>>,
-    pub sid: Box<[u8]>,
-    /// Auto-unsubscribe limit (`UNSUB <sid> <max>`); 0 = none.
-    pub max: AtomicU64,
-    /// Messages delivered so far (/connz subs=detail `msgs`; the limit check).
-    pub delivered: AtomicU64,
-    /// Queue weight: 1 for a local member; for remote interest (`RS+ ... <queue> <n>`)
-    /// the number of members the peer has, used in cluster-wide queue selection.
-    pub weight: AtomicU32,
-}
-
-impl Subscription {
-    /// A fresh subscription of `client` (weight 1, no limit).
-    pub fn new(client: Arc<Client>, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Self {
-        Subscription {
-            client,
-            subject: subject.into(),
-            queue: queue.map(Into::into),
-            sid: sid.into(),
-            max: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            weight: AtomicU32::new(1),
-        }
-    }
-}
-
-/// What is on the other end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnKind {
-    Client,
-    Route,
-}
-
-/// Sublist handle with pointer identity, so removing one subscription never removes
-/// another that looks the same.
-#[derive(Debug, Clone)]
-pub struct SubRef(pub Arc<Subscription>);
-
-impl PartialEq for SubRef {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-/// Descriptive fields shown in /connz.
-#[derive(Debug, Clone, Default)]
-pub struct ConnMeta {
-    pub name: String,
-    pub lang: String,
-    pub version: String,
-    pub user: String,
-    pub rtt: Option<Duration>,
-}
-
-/// The part of a client connection other connections touch.
-#[derive(Debug)]
-pub struct Client {
-    pub cid: u64,
-    pub kind: ConnKind,
-    pub addr: SocketAddr,
-    pub start: SystemTime,
-    pub out: Outbound,
-    /// Wakes the read loop when someone else decides this connection must close.
-    kill: Notify,
-    close_reason: Mutex<Option<CloseReason>>,
-    /// Whether this client accepts HMSG; other publishers strip headers otherwise.
-    pub headers: AtomicBool,
-    pub in_msgs: AtomicU64,
-    pub in_bytes: AtomicU64,
-    /// Unix nanos of the last PUB/SUB/UNSUB (nats-server's `c.last`, /connz last_activity
-    /// and idle). Stored by the read loop once per read batch, never per message.
-    pub last_activity: AtomicU64,
-    /// sid -> subscription.
-    pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
-    pub meta: Mutex<ConnMeta>,
-    /// Set once a protocol-1 client has had its first PONG: from then on it may be
-    /// sent async INFO (cluster URL changes, lame duck).
-    pub async_info: AtomicBool,
-    /// Delivery-time permission checks (deny filter, allow_responses); empty for users
-    /// without permissions.
-    pub perm_hook: HookSlot,
-}
-
-impl Client {
-    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize) -> Self {
-        Self::with_kind(cid, addr, max_pending, ConnKind::Client)
-    }
-
-    pub fn with_kind(cid: u64, addr: SocketAddr, max_pending: usize, kind: ConnKind) -> Self {
-        Client {
-            cid,
-            kind,
-            async_info: AtomicBool::new(false),
-            addr,
-            start: SystemTime::now(),
-            out: Outbound::new(max_pending),
-            kill: Notify::new(),
-            close_reason: Mutex::new(None),
-            headers: AtomicBool::new(false),
-            in_msgs: AtomicU64::new(0),
-            in_bytes: AtomicU64::new(0),
-            last_activity: AtomicU64::new(unix_nanos(SystemTime::now())),
-            subs: Mutex::new(HashMap::new()),
-            meta: Mutex::new(ConnMeta::default()),
-            perm_hook: HookSlot::default(),
-        }
-    }
-
-    /// Records why the connection closes; the first reason wins.
-    fn set_close_reason(&self, r: CloseReason) -> bool {
-        let mut g = self.close_reason.lock();
-        if g.is_none() {
-            *g = Some(r);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Resolves when someone else decided this connection must close.
-    pub async fn wait_killed(&self) {
-        self.kill.notified().await
-    }
-
-    pub fn close_reason(&self) -> Option<CloseReason> {
-        *self.close_reason.lock()
-    }
-
-    /// When the client last published or changed its interest (for /connz).
-    pub fn last_activity(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.last_activity.load(Ordering::Relaxed))
-    }
-
-    /// Closes from outside the read loop (server shutdown, lame duck).
-    pub fn close_from_server(&self, reason: CloseReason) {
-        if self.set_close_reason(reason) {
-            self.out.close(true);
-            self.kill.notify_one();
-        }
-    }
-
-    /// Called by a publisher whose delivery would pass max_pending: close without
-    /// flushing and without -ERR, as nats-server does.
-    pub fn slow_consumer(&self, server: &ServerShared) {
-        if self.set_close_reason(CloseReason::SlowConsumerPendingBytes) {
-            server.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
-                self.addr,
-                self.cid,
-                server.config().max_pending
-            );
-            self.out.close(false);
-            self.kill.notify_one();
-        }
-    }
-
-    /// The write loop stopped on an error or the write deadline.
-    pub fn writer_failed(&self, server: &ServerShared, reason: CloseReason, deadline: Duration) {
-        if !self.set_close_reason(reason) {
-            return;
-        }
-        if reason == CloseReason::SlowConsumerWriteDeadline {
-            server.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
-                self.addr,
-                self.cid,
-                deadline
-            );
-        }
-        self.out.close(false);
-        self.kill.notify_one();
-    }
-
-    /// Auto-unsubscribe reached its limit.
-    pub fn remove_sub_by_limit(&self, server: &ServerShared, sub: &Subscription) {
-        let removed = {
-            let mut subs = self.subs.lock();
-            match subs.get(&sub.sid) {
-                Some(s) if std::ptr::eq(Arc::as_ptr(s), sub) => subs.remove(&sub.sid),
-                _ => None,
-            }
-        };
-        if let Some(s) = removed {
-            remove_local_sub(server, &s);
-        }
-    }
-}
+mod shared;
+pub use shared::*;
 
 /// How a read-loop step wants the connection to end.
 struct Close {
@@ -405,66 +209,6 @@ async fn run<R, S>(
     finish(&server, &client, close, writer).await;
 }
 
-/// Nanoseconds since the Unix epoch (0 for a clock before 1970).
-pub fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Starts the connection's write loop. A write that fails or passes write_deadline
-/// closes the connection (and is counted as a slow consumer for the deadline).
-pub fn spawn_writer<W>(
-    server: &Arc<ServerShared>,
-    conn: &Arc<Client>,
-    w: W,
-    deadline: Duration,
-) -> tokio::task::JoinHandle<Option<CloseReason>>
-where
-    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let server = server.clone();
-    let conn = conn.clone();
-    tokio::spawn(async move {
-        let r = conn.out.write_loop(w, deadline).await;
-        if let Some(reason) = r {
-            conn.writer_failed(&server, reason, deadline);
-        }
-        r
-    })
-}
-
-/// [`spawn_writer`] for a plain TCP connection: flushes write the socket directly.
-pub fn spawn_tcp_writer(
-    server: &Arc<ServerShared>,
-    conn: &Arc<Client>,
-    w: tokio::net::tcp::OwnedWriteHalf,
-    deadline: Duration,
-) -> tokio::task::JoinHandle<Option<CloseReason>> {
-    let server = server.clone();
-    let conn = conn.clone();
-    tokio::spawn(async move {
-        let r = conn.out.write_loop_tcp(w, deadline).await;
-        if let Some(reason) = r {
-            conn.writer_failed(&server, reason, deadline);
-        }
-        r
-    })
-}
-
-/// Takes a client's subscription out of the sublist and, if it was there, out of
-/// the interest told to routes (UNSUB, auto-unsubscribe limit, close).
-fn remove_local_sub(server: &ServerShared, s: &Arc<Subscription>) {
-    if server
-        .sublist
-        .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
-        .is_ok()
-    {
-        server
-            .routes
-            .local_interest_removed(&s.subject, s.queue.as_deref());
-    }
-}
-
 fn nanos_seed() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -567,7 +311,7 @@ impl Conn {
             }
             tokio::select! {
                 biased;
-                _ = self.client.kill.notified() => {
+                _ = self.client.wait_killed() => {
                     return Close::new(self.client.close_reason().unwrap_or(CloseReason::ServerShutdown), None);
                 }
                 _ = crate::server::stopped(&mut shutdown) => {
