@@ -2,66 +2,14 @@
 //! the binary): JSON lines, log file rotation at `logfile_size_limit`, and SIGHUP
 //! changing the level while open connections stay up and fixed settings are reported.
 
+mod common;
+
+use common::{listen_port, stderr_lines, tern, tmpdir, until};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-fn tern() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tern"))
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tern-log-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Streams the child's stderr lines into a channel.
-fn stderr_lines(child: &mut Child) -> Receiver<String> {
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Reads lines until one contains `needle`; returns all lines read.
-fn until(rx: &Receiver<String>, needle: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
-            let done = l.contains(needle);
-            lines.push(l);
-            if done {
-                return lines;
-            }
-        }
-    }
-    panic!("no line with {needle:?} in {lines:?}");
-}
-
-fn port_of(lines: &[String]) -> u16 {
-    let l = lines
-        .iter()
-        .find(|l| l.contains("Listening for client connections on"))
-        .expect("listen line");
-    // A JSON line ends with the pid: take the port from its message.
-    let msg = match serde_json::from_str::<serde_json::Value>(l) {
-        Ok(v) => v["msg"].as_str().unwrap_or_default().to_string(),
-        Err(_) => l.clone(),
-    };
-    msg.rsplit(':').next().unwrap().trim().parse().unwrap()
-}
 
 fn kill(child: &mut Child) {
     let _ = child.kill();
@@ -102,7 +50,7 @@ fn json_log_lines_parse() {
         .unwrap();
     let rx = stderr_lines(&mut child);
     let mut lines = until(&rx, "Server is ready");
-    let (_c, _) = connect(port_of(&lines));
+    let (_c, _) = connect(listen_port(&lines));
     lines.extend(until(&rx, "Client connection created"));
     kill(&mut child);
     for l in &lines {
@@ -124,7 +72,7 @@ fn json_log_lines_parse() {
 
 #[test]
 fn log_file_rotates_at_size_limit() {
-    let dir = tmpdir("rotate");
+    let dir = tmpdir("log", "rotate");
     let log = dir.join("tern.log");
     let conf = dir.join("tern.conf");
     std::fs::write(
@@ -187,7 +135,7 @@ fn log_file_rotates_at_size_limit() {
 
 #[test]
 fn sighup_changes_log_level_keeps_connections_and_reports_fixed_options() {
-    let dir = tmpdir("reload-level");
+    let dir = tmpdir("log", "reload-level");
     let conf = dir.join("tern.conf");
     std::fs::write(&conf, "debug: false\n").unwrap();
     let mut child = tern()
@@ -198,7 +146,7 @@ fn sighup_changes_log_level_keeps_connections_and_reports_fixed_options() {
         .unwrap();
     let rx = stderr_lines(&mut child);
     let lines = until(&rx, "Server is ready");
-    let port = port_of(&lines);
+    let port = listen_port(&lines);
     let (mut s, mut r) = connect(port);
     // At info level a new connection logs nothing; check before the reload.
     let (_c1, _) = connect(port);

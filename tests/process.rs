@@ -1,55 +1,13 @@
 //! The `tern` binary as client test harnesses drive it: log lines, pid and ports
 //! files, fatal exit on a taken port, signals, lame duck, same-port restart, IPv6.
 
+mod common;
+
+use common::{listen_port, tern, tmpdir, wait_for_line};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-fn tern() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tern"))
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tern-proc-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Reads stderr lines until one contains `needle`; returns all lines read.
-fn wait_for_line(child: &mut Child, needle: &str) -> Vec<String> {
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
-            let done = l.contains(needle);
-            lines.push(l);
-            if done {
-                return lines;
-            }
-        }
-    }
-    panic!("no line with {needle:?} in {lines:?}");
-}
-
-fn listen_port(lines: &[String]) -> u16 {
-    let l = lines
-        .iter()
-        .find(|l| l.contains("Listening for client connections on"))
-        .expect("listen line");
-    l.rsplit(':').next().unwrap().trim().parse().unwrap()
-}
 
 fn read_info(port: u16, host: &str) -> String {
     let mut s = TcpStream::connect((host, port)).unwrap();
@@ -70,7 +28,7 @@ fn term(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn startup_lines_pid_ports_and_log_files() {
-    let dir = tmpdir("files");
+    let dir = tmpdir("proc", "files");
     let log = dir.join("tern.log");
     let pid = dir.join("tern.pid");
     let mut child = tern()
@@ -134,7 +92,7 @@ fn taken_port_is_fatal_with_nonzero_exit() {
 
 #[test]
 fn lame_duck_sends_ldm_and_stops_accepting() {
-    let dir = tmpdir("ldm");
+    let dir = tmpdir("proc", "ldm");
     let conf = dir.join("ldm.conf");
     std::fs::write(
         &conf,
@@ -216,7 +174,7 @@ fn restart_on_same_port_and_ipv6() {
 
 #[test]
 fn sighup_reload_applies_limits_to_open_connections() {
-    let dir = tmpdir("reload");
+    let dir = tmpdir("proc", "reload");
     let conf = dir.join("reload.conf");
     std::fs::write(&conf, "max_payload: 1KB\n").unwrap();
     let mut child = tern()

@@ -1,13 +1,12 @@
 //! The client tools of the `tern` binary (`tern pub|sub|req|reply|bench|healthcheck`)
 //! against a `tern` server process started here.
 
+mod common;
+
+use common::tern;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn tern() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tern"))
-}
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -319,6 +319,8 @@ async fn compose_cluster_failover_partition_and_rolling_restart() {
     let n2 = Compose::container(1);
     let t = Traffic::start(&c, "part.x", &[0], &[2]).await;
     c.docker(&["network", "disconnect", &network, &n2]);
+    // The partition itself lasts 12 s (past the 2 s x 3 route ping window, so the
+    // others drop n2): here the time is what is being tested, not a wait for state.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let (r1, r3) = (c.num_routes(0).await, c.num_routes(2).await);
     println!("n2 disconnected for 12 s: n1 sees {r1:?} routes, n3 sees {r3:?}");
