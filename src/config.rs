@@ -144,6 +144,9 @@ pub struct Logging {
     pub ports_file_dir: Option<PathBuf>,
     #[serde(deserialize_with = "size::deserialize_u64")]
     pub log_size_limit: u64,
+    /// `logfile_max_num`: log files kept, the active one included (0 = all). Older
+    /// rotated files are removed after each rotation, as nats-server does.
+    pub log_max_num: u32,
     /// `log_format: json` / `--log_json`: one JSON object per line instead of nats text.
     pub log_format: LogFormat,
 }
@@ -189,6 +192,7 @@ impl Default for Logging {
             pid_file: None,
             ports_file_dir: None,
             log_size_limit: 0,
+            log_max_num: 0,
             log_format: LogFormat::Text,
         }
     }
