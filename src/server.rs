@@ -43,6 +43,9 @@ pub struct Stats {
     /// Closed connections per close reason (tern_connections_closed_total); bumped once
     /// per close, so a mutex is cheap and new reasons need no new field.
     pub closed_by_reason: Mutex<BTreeMap<&'static str, u64>>,
+    /// PING→PONG round trips of client connections and of routes (/metrics histograms).
+    pub client_rtt: crate::monitor::histogram::Histogram,
+    pub route_rtt: crate::monitor::histogram::Histogram,
 }
 
 /// A closed connection as kept for `/connz?state=closed`.
@@ -155,6 +158,8 @@ pub struct ServerShared {
     cluster_overlay: RwLock<Option<crate::cluster::shared_config::SharedConfig>>,
     /// (Raft node id, control address), advertised in route INFO when Raft runs.
     pub raft_identity: OnceLock<(u64, String)>,
+    /// The Raft node, for /metrics (term, leader, indexes); unset without Raft.
+    pub raft_node: OnceLock<Arc<crate::cluster::ClusterNode>>,
     /// Why /healthz answers 503 (Raft has not applied what it saw at start).
     not_ready: Mutex<Option<String>>,
 }
@@ -584,6 +589,7 @@ impl Server {
             local_config: RwLock::new(Arc::new(config.clone())),
             cluster_overlay: RwLock::new(None),
             raft_identity: OnceLock::new(),
+            raft_node: OnceLock::new(),
             not_ready: Mutex::new(None),
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),

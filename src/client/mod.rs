@@ -486,7 +486,9 @@ impl Conn {
             Op::Pong => {
                 self.pings_out = 0;
                 if let Some(at) = self.ping_sent_at.take() {
-                    self.client.meta.lock().rtt = Some(at.elapsed());
+                    let rtt = at.elapsed();
+                    self.client.meta.lock().rtt = Some(rtt);
+                    self.server.stats.client_rtt.observe(rtt);
                 }
                 Ok(())
             }

@@ -253,7 +253,9 @@ impl RouteConn {
             RouteOp::Pong => {
                 self.pings_out = 0;
                 if let Some(at) = self.ping_sent_at.take() {
-                    self.conn.meta.lock().rtt = Some(at.elapsed());
+                    let rtt = at.elapsed();
+                    self.conn.meta.lock().rtt = Some(rtt);
+                    self.server.stats.route_rtt.observe(rtt);
                 }
                 Ok(())
             }
