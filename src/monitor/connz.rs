@@ -181,7 +181,12 @@ fn compare(a: &Row, b: &Row, by: SortBy) -> CmpOrdering {
 }
 
 pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
-    respond(connz(&m.shared, &Query(&q)))
+    // A large page (10k connections, subs=detail) takes milliseconds of CPU to build
+    // and serialise: on the blocking pool it never holds an async worker that client
+    // and route tasks are waiting for.
+    tokio::task::spawn_blocking(move || respond(connz(&m.shared, &Query(&q))))
+        .await
+        .unwrap_or_else(|e| respond(Err(format!("connz: {e}"))))
 }
 
 /// The /connz document for these query parameters (also used for `gnatsd_connz_*`).

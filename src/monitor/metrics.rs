@@ -32,12 +32,16 @@ use super::format::Query;
 use super::{connz, routez, subsz, varz, Monitor, St};
 
 pub async fn handle(State(m): St) -> Response {
+    // Off the async workers, as /connz: a scrape reads every connection.
+    let text = tokio::task::spawn_blocking(move || render(&m))
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&m),
+        text,
     )
         .into_response()
 }
