@@ -64,6 +64,7 @@ pub struct ClosedConn {
     pub last_activity: SystemTime,
     pub rtt: Option<Duration>,
     pub user: String,
+    pub tls: Option<crate::client::TlsSession>,
     /// The subscriptions held at close (nats-server keeps them for `subs=1|detail`).
     pub subs: Vec<ClosedSub>,
 }
@@ -100,6 +101,7 @@ impl ClosedConn {
             last_activity: c.last_activity(),
             rtt: meta.rtt,
             user: meta.user,
+            tls: meta.tls,
             subs: subs
                 .iter()
                 .map(|s| ClosedSub {
@@ -280,6 +282,8 @@ impl ServerShared {
             port,
             headers: true,
             auth_required: cfg.cluster.authorization.required(),
+            tls_required: cfg.cluster.tls.is_some(),
+            tls_verify: cfg.cluster.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: cfg.max_payload,
             cluster: self.routes.cluster_name(),
             cluster_dynamic: self.routes.name_is_dynamic(),
