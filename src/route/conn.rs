@@ -649,6 +649,15 @@ impl RouteConn {
                     super::dialer::redial(&self.server, &route.remote_id, &route.url);
                 }
             }
+        } else if !end.to_self && end.duplicate_of.is_none() {
+            // Refused before registration (authentication, cluster name...): the
+            // line nats-server writes, so operators see why a peer never joined.
+            tracing::info!(
+                "{} - rid:{} - Router connection closed: {}",
+                self.conn.addr,
+                self.conn.cid,
+                end.reason
+            );
         }
         let mut writer = writer;
         if tokio::time::timeout(Duration::from_secs(2), &mut writer)
