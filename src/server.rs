@@ -612,6 +612,36 @@ impl Server {
             );
             monitor_addr = Some(maddr);
             tasks.push(tokio::spawn(crate::monitor::serve(shared.clone(), ml)));
+        } else if let Some(sport) = shared.config().https_port {
+            // nats-server: `http` wins when both are set; HTTPS needs the tls block.
+            let cfg = shared.config();
+            let Some(tls) = cfg.tls.clone() else {
+                return Err(StartError::Config(
+                    "TLS cert and key required for HTTPS".into(),
+                ));
+            };
+            let no_client_certs = crate::config::TlsConfig {
+                verify: false,
+                verify_and_map: false,
+                ..tls
+            };
+            let acceptor = crate::net::tls::server_config(&no_client_certs)
+                .map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)))
+                .map_err(StartError::Config)?;
+            let host = cfg.http_host.clone().unwrap_or_else(|| cfg.host.clone());
+            let sport = if sport < 0 { 0 } else { sport as u16 };
+            let ml = bind(&host, sport).await?;
+            let maddr = ml.local_addr()?;
+            tracing::info!(
+                "Starting https monitor on {}",
+                fmt_host_port(&host, maddr.port())
+            );
+            monitor_addr = Some(maddr);
+            tasks.push(tokio::spawn(crate::monitor::serve_tls(
+                shared.clone(),
+                ml,
+                acceptor,
+            )));
         }
 
         tracing::info!(
