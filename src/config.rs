@@ -123,6 +123,12 @@ pub struct ClusterConfig {
     pub bootstrap_expect: Option<u32>,
     /// Voters cap (default 5); further nodes stay learners.
     pub max_voters: Option<u32>,
+    /// `cluster { tls { } }`: routes run TLS from the first byte, both ways (the
+    /// dialing side is the TLS client and presents the same certificate).
+    pub tls: Option<TlsConfig>,
+    /// `cluster { control_tls { } }`: TLS on the gRPC control listener and for the
+    /// Raft peer clients; `verify: true` requires a client certificate (mTLS).
+    pub control_tls: Option<TlsConfig>,
 }
 
 impl ClusterConfig {

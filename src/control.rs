@@ -105,6 +105,12 @@ pub async fn start(shared: &Arc<ServerShared>) -> Result<Option<ControlHandle>, 
         name: shared.server_name.clone(),
         cluster_name: cfg.cluster.name.clone(),
         token: cfg.cluster.control_token.clone(),
+        tls: match &cfg.cluster.control_tls {
+            Some(t) => {
+                Some(cluster::control_tls::peer_client_config(t).map_err(StartError::Config)?)
+            }
+            None => None,
+        },
         bootstrap_expect: cfg.cluster.bootstrap_expect,
         has_seeds: !cfg.cluster.routes.is_empty(),
         max_voters: cfg
@@ -140,7 +146,14 @@ pub async fn start(shared: &Arc<ServerShared>) -> Result<Option<ControlHandle>, 
     tokio::spawn(bridge(shared.clone(), node.membership(), routes_tx));
 
     let mut shutdown = shared.shutdown_rx();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = &cfg.cluster.control_tls {
+        let tls = cluster::control_tls::server_config(t).map_err(StartError::Config)?;
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| StartError::Config(format!("control_tls: {e}")))?;
+    }
+    let router = builder
         .add_service(cluster::service::raft_service(node.clone()))
         .add_service(crate::admin::admin_service(node.clone(), shared.clone()));
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -67,6 +67,7 @@ pub struct ClosedConn {
     pub last_activity: SystemTime,
     pub rtt: Option<Duration>,
     pub user: String,
+    pub tls: Option<crate::client::TlsSession>,
     /// The subscriptions held at close (nats-server keeps them for `subs=1|detail`).
     pub subs: Vec<ClosedSub>,
 }
@@ -103,6 +104,7 @@ impl ClosedConn {
             last_activity: c.last_activity(),
             rtt: meta.rtt,
             user: meta.user,
+            tls: meta.tls,
             subs: subs
                 .iter()
                 .map(|s| ClosedSub {
@@ -285,6 +287,8 @@ impl ServerShared {
             port,
             headers: true,
             auth_required: cfg.cluster.authorization.required(),
+            tls_required: cfg.cluster.tls.is_some(),
+            tls_verify: cfg.cluster.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: cfg.max_payload,
             cluster: self.routes.cluster_name(),
             cluster_dynamic: self.routes.name_is_dynamic(),
@@ -614,6 +618,36 @@ impl Server {
             );
             monitor_addr = Some(maddr);
             tasks.push(tokio::spawn(crate::monitor::serve(shared.clone(), ml)));
+        } else if let Some(sport) = shared.config().https_port {
+            // nats-server: `http` wins when both are set; HTTPS needs the tls block.
+            let cfg = shared.config();
+            let Some(tls) = cfg.tls.clone() else {
+                return Err(StartError::Config(
+                    "TLS cert and key required for HTTPS".into(),
+                ));
+            };
+            let no_client_certs = crate::config::TlsConfig {
+                verify: false,
+                verify_and_map: false,
+                ..tls
+            };
+            let acceptor = crate::net::tls::server_config(&no_client_certs)
+                .map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)))
+                .map_err(StartError::Config)?;
+            let host = cfg.http_host.clone().unwrap_or_else(|| cfg.host.clone());
+            let sport = if sport < 0 { 0 } else { sport as u16 };
+            let ml = bind(&host, sport).await?;
+            let maddr = ml.local_addr()?;
+            tracing::info!(
+                "Starting https monitor on {}",
+                fmt_host_port(&host, maddr.port())
+            );
+            monitor_addr = Some(maddr);
+            tasks.push(tokio::spawn(crate::monitor::serve_tls(
+                shared.clone(),
+                ml,
+                acceptor,
+            )));
         }
 
         tracing::info!(

@@ -19,6 +19,17 @@ pub struct ClusterArgs {
     pub token: Option<String>,
     pub json: bool,
     pub cmd: ClusterCmd,
+    /// TLS to a `control_tls` listener: `--tlscacert` turns it on; `--tlscert` and
+    /// `--tlskey` present a client certificate (needed with `verify: true`).
+    pub tls: ClientTls,
+}
+
+/// `--tlscacert`, `--tlscert`, `--tlskey`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +50,7 @@ pub enum ClusterCmd {
 }
 
 pub const USAGE: &str = "usage: tern cluster [--server host:port] [--token T] [--json] \
+[--tlscacert CA [--tlscert CERT --tlskey KEY]] \
 status | members | remove NODE | remove --all-except NAME... | drain [NODE] | transfer-leader NODE | \
 config get | config set FILE [--dry-run] | config history";
 
@@ -47,6 +59,7 @@ pub fn parse(args: &[String]) -> Result<ClusterArgs, String> {
     let mut server = "127.0.0.1:6250".to_string();
     let mut token = std::env::var("TERN_CONTROL_TOKEN").ok();
     let (mut json, mut dry_run, mut all_except) = (false, false, false);
+    let mut tls = ClientTls::default();
     let mut words = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -69,6 +82,9 @@ pub fn parse(args: &[String]) -> Result<ClusterArgs, String> {
             (true, "server" | "s") => server = value(&mut i)?,
             (true, "token") => token = Some(value(&mut i)?),
             (true, "json") => json = true,
+            (true, "tlscacert") => tls.ca = Some(value(&mut i)?.into()),
+            (true, "tlscert") => tls.cert = Some(value(&mut i)?.into()),
+            (true, "tlskey") => tls.key = Some(value(&mut i)?.into()),
             (true, "dry-run" | "dry_run") => dry_run = true,
             (true, "all-except" | "all_except") => all_except = true,
             (true, other) => return Err(format!("unknown flag --{other}; {USAGE}")),
@@ -103,11 +119,15 @@ pub fn parse(args: &[String]) -> Result<ClusterArgs, String> {
         ["config", "history"] => ClusterCmd::ConfigHistory,
         _ => return Err(USAGE.into()),
     };
+    if tls.ca.is_none() && (tls.cert.is_some() || tls.key.is_some()) {
+        return Err(format!("--tlscert/--tlskey need --tlscacert; {USAGE}"));
+    }
     Ok(ClusterArgs {
         server,
         token,
         json,
         cmd,
+        tls,
     })
 }
 
@@ -141,7 +161,15 @@ pub async fn run(a: ClusterArgs) -> i32 {
 }
 
 async fn execute(a: &ClusterArgs) -> Result<String, String> {
-    let mut c = AdminServiceClient::new(channel(&a.server)?);
+    let tls = match &a.tls.ca {
+        Some(ca) => Some(crate::cluster::control_tls::client_config(
+            Some(ca),
+            a.tls.cert.as_deref(),
+            a.tls.key.as_deref(),
+        )?),
+        None => None,
+    };
+    let mut c = AdminServiceClient::new(channel(&a.server, tls.as_ref())?);
     let t = a.token.as_deref();
     let to = Duration::from_secs(15);
     let err = |s: tonic::Status| format!("{} ({:?})", s.message(), s.code());
@@ -389,7 +417,8 @@ mod tests {
                 cmd: ClusterCmd::ConfigSet {
                     file: "c.json".into(),
                     dry_run: true
-                }
+                },
+                tls: ClientTls::default(),
             }
         );
         assert!(p(&["remove", "abc"]).is_err());
