@@ -116,7 +116,7 @@ async fn raft_gauges_follow_the_group_and_config_version() {
     let applied0 = metric(&t, "tern_raft_applied_index", &[]).unwrap();
 
     let addr = n.control_addr().unwrap().to_string();
-    let mut admin = AdminServiceClient::new(channel(&addr).unwrap());
+    let mut admin = AdminServiceClient::new(channel(&addr, None).unwrap());
     admin
         .set_config(SetConfigRequest {
             json: r#"{"max_payload": 4096}"#.into(),

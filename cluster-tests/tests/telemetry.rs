@@ -357,7 +357,7 @@ async fn raft_leader_and_config_spans() {
     .await;
     let control = h.control_addr().unwrap().to_string();
     let mut admin = tern::cluster::proto::admin::admin_service_client::AdminServiceClient::new(
-        tern::cluster::network::channel(&control).unwrap(),
+        tern::cluster::network::channel(&control, None).unwrap(),
     );
     admin
         .set_config(tern::cluster::proto::admin::SetConfigRequest {
