@@ -10,6 +10,7 @@ mod bench;
 pub mod conn;
 mod health;
 mod msgs;
+mod tls;
 
 use std::time::Duration;
 
@@ -123,6 +124,15 @@ pub struct ConnArgs {
     /// Not supported yet
     #[arg(long)]
     pub creds: Option<String>,
+    /// CA bundle to verify the server's certificate (turns TLS on)
+    #[arg(long)]
+    pub tlsca: Option<std::path::PathBuf>,
+    /// Client certificate for mutual TLS (with --tlskey)
+    #[arg(long)]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// Client certificate's private key
+    #[arg(long)]
+    pub tlskey: Option<std::path::PathBuf>,
 }
 
 impl ConnArgs {
@@ -134,6 +144,11 @@ impl ConnArgs {
             user: self.user.clone(),
             pass: self.password.clone(),
             token: self.token.clone(),
+            tls: tls::TlsOpts {
+                ca: self.tlsca.clone(),
+                cert: self.tlscert.clone(),
+                key: self.tlskey.clone(),
+            },
         };
         let list = match &self.server {
             Some(s) => s.clone(),
