@@ -17,6 +17,7 @@
 pub mod formation;
 pub mod network;
 pub mod raft;
+pub mod removal;
 pub mod service;
 pub mod shared_config;
 pub mod store;
@@ -178,7 +179,9 @@ impl ClusterNode {
         node.publish();
         tokio::spawn(publish_loop(node.clone(), shutdown.clone()));
         tokio::spawn(leader_loop(node.clone(), shutdown.clone()));
-        if !node.log.has_state() {
+        if node.log.has_state() {
+            tokio::spawn(removal::watch(node.clone(), discover, shutdown));
+        } else {
             tokio::spawn(formation::run(node.clone(), discover, shutdown));
         }
         Ok(node)
@@ -219,6 +222,16 @@ impl ClusterNode {
 
     pub fn cluster_id(&self) -> String {
         self.sm.data.lock().cluster_id.clone()
+    }
+
+    /// The Raft group this store_dir belongs to: the applied `Init`, or the id recorded
+    /// in `identity.json` ("" for a store that never was in a group).
+    pub fn group_id(&self) -> String {
+        let applied = self.cluster_id();
+        if !applied.is_empty() {
+            return applied;
+        }
+        self.identity.lock().cluster_id.clone().unwrap_or_default()
     }
 
     /// Proposes `req` on this node, which must be the leader with a live quorum.
