@@ -326,6 +326,11 @@ async fn store_dir_of_another_cluster_or_group_is_refused() {
     let mut east = RaftNode::start("e0", Ports::free(), &solo);
     wait_group(&[&east], 1, GROUP).await;
     let g1 = east.status().await.unwrap().cluster_id;
+    let ident = east.store.0.join("raft").join("identity.json");
+    wait_for(GROUP, "identity.json records the group id", || async {
+        std::fs::read_to_string(&ident).is_ok_and(|t| t.contains(&g1))
+    })
+    .await;
     east.node.kill9();
 
     // Same store_dir, cluster "west": refuses to start, one clear line, exit != 0.
