@@ -5,8 +5,12 @@
 //! cargo run --release -p cluster-tests --bin tern-bench -- \
 //!     [--tern PATH] [--nats PATH] [--runs N] [--duration SECS] [--scale F] \
 //!     [--only pub16,reqrep] [--cluster] [--markdown FILE] [--runtime thread|shared]
-//!     [--nice N]
+//!     [--nice N] [--config-churn RATE]
 //! ```
+//!
+//! `--config-churn RATE` (tern only) compares the cross-node scenarios on a
+//! Raft-enabled cluster quiet and while RATE cluster config changes per second
+//! are committed; see `bench/churn.rs`.
 //!
 //! Scenarios: `pub16,pubsub16,pubsub1k,fanout4,queue4,reqrep` (single
 //! server, the default set) and `x16,x1k,xreqrep` (3-node cluster; selected
