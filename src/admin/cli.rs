@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::cluster::network::{channel, request};
 use crate::cluster::proto::admin::admin_service_client::AdminServiceClient;
 use crate::cluster::proto::admin::*;
-use crate::cluster::shared_config::SharedConfig;
+use crate::cluster::shared_config::{ConfigFormat, SharedConfig};
 
 /// A parsed `tern cluster ...` command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,12 +131,14 @@ pub fn parse(args: &[String]) -> Result<ClusterArgs, String> {
     })
 }
 
-/// Reads a cluster config file: `.toml` as TOML, anything else as JSON.
+/// Reads a cluster config file: JSON, TOML, YAML or nats conf (see
+/// [`ConfigFormat::detect`]).
 pub fn read_config_file(file: &std::path::Path) -> Result<SharedConfig, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let toml = file.extension().and_then(|e| e.to_str()) == Some("toml");
-    let c = SharedConfig::parse(&text, toml).map_err(|e| format!("{}: {e}", file.display()))?;
+    let format = ConfigFormat::detect(file, &text);
+    let c = SharedConfig::parse_as(&text, format)
+        .map_err(|e| format!("{} ({format:?}): {e}", file.display()))?;
     let errs = c.validate();
     if errs.is_empty() {
         Ok(c)

@@ -82,7 +82,8 @@ impl Admin {
     }
 
     fn unreachable(addr: &str, e: Status) -> Status {
-        if e.code() == tonic::Code::Unavailable && !e.message().contains(addr) {
+        let said_why = e.message().contains(addr) || e.message().starts_with("no quorum");
+        if e.code() == tonic::Code::Unavailable && !said_why {
             // The last leader this node heard of is gone and no new one could be
             // elected from here: for the operator that is the no-quorum case.
             Status::unavailable(format!(

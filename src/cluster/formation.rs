@@ -97,6 +97,15 @@ async fn round(node: &Arc<ClusterNode>, discover: &Discover) -> Step {
                 );
                 continue;
             }
+            let group = node.group_id();
+            if !group.is_empty() && !h.cluster_id.is_empty() && h.cluster_id != group {
+                tracing::error!(
+                    "Raft: not joining peer {a}: it is in Raft group {}, this store_dir \
+                     belongs to group {group}",
+                    h.cluster_id
+                );
+                continue;
+            }
             if h.node_id != node.id {
                 peers.push(h);
             }
@@ -157,6 +166,7 @@ async fn join(node: &ClusterNode, addr: &str) {
             route_url: node.opts.route_url.clone(),
             name: node.opts.name.clone(),
             cluster_name: node.opts.cluster_name.clone().unwrap_or_default(),
+            cluster_id: node.group_id(),
         };
         match client
             .join(request(req, node.opts.token.as_deref(), RPC_TIMEOUT * 3))

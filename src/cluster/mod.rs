@@ -18,6 +18,7 @@ pub mod control_tls;
 pub mod formation;
 pub mod network;
 pub mod raft;
+pub mod removal;
 pub mod service;
 pub mod shared_config;
 pub mod store;
@@ -38,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -55,6 +56,8 @@ pub const DEFAULT_MAX_VOTERS: usize = 5;
 const CATCH_UP_LAG: u64 = 10;
 /// How long a write may wait for its commit before we call it "no quorum".
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A leader whose last quorum ack is older than this is treated as cut off.
+const QUORUM_ACK_MS: u64 = 1_500;
 
 /// What the control plane needs from the wiring.
 #[derive(Debug, Clone)]
@@ -129,6 +132,9 @@ pub struct ClusterNode {
     identity: Mutex<Identity>,
     /// Commit index on disk at start: readiness waits until it is applied.
     committed_at_start: Option<u64>,
+    /// The group has confirmed this node is still a member since it started (see
+    /// `removal`); true from the start for a node with an empty store.
+    confirmed: std::sync::atomic::AtomicBool,
 }
 
 impl ClusterNode {
@@ -150,6 +156,7 @@ impl ClusterNode {
             tls: opts.tls.clone(),
         };
         let committed_at_start = log.committed().map(|l| l.index);
+        let fresh_store = !log.has_state();
         let raft = Raft::new(
             identity.node_id,
             Arc::new(cfg),
@@ -178,11 +185,14 @@ impl ClusterNode {
             state_tx,
             identity: Mutex::new(identity),
             committed_at_start,
+            confirmed: std::sync::atomic::AtomicBool::new(fresh_store),
         });
         node.publish();
         tokio::spawn(publish_loop(node.clone(), shutdown.clone()));
         tokio::spawn(leader_loop(node.clone(), shutdown.clone()));
-        if !node.log.has_state() {
+        if node.log.has_state() {
+            tokio::spawn(removal::watch(node.clone(), discover, shutdown));
+        } else {
             tokio::spawn(formation::run(node.clone(), discover, shutdown));
         }
         Ok(node)
@@ -225,6 +235,16 @@ impl ClusterNode {
         self.sm.data.lock().cluster_id.clone()
     }
 
+    /// The Raft group this store_dir belongs to: the applied `Init`, or the id recorded
+    /// in `identity.json` ("" for a store that never was in a group).
+    pub fn group_id(&self) -> String {
+        let applied = self.cluster_id();
+        if !applied.is_empty() {
+            return applied;
+        }
+        self.identity.lock().cluster_id.clone().unwrap_or_default()
+    }
+
     /// Proposes `req` on this node, which must be the leader with a live quorum.
     pub async fn write(&self, req: Request) -> Result<Response, ClusterError> {
         let m = self.metrics();
@@ -246,11 +266,19 @@ impl ClusterNode {
         }
         // A leader cut off from its followers keeps its role until it hears a higher
         // term; do not let a write hang on it.
-        let stale = m.millis_since_quorum_ack.is_none_or(|ms| ms > 1_500);
-        if voters > 1 && stale {
-            return Err(ClusterError::NoQuorum(format!(
-                "the leader has not heard from a majority of the {voters} voters recently"
-            )));
+        // A leader elected a moment ago has no ack yet: give it one more round of
+        // heartbeats before calling it cut off.
+        let fresh = |m: &openraft::RaftMetrics<NodeId, TernNode>| {
+            m.millis_since_quorum_ack
+                .is_some_and(|ms| ms <= QUORUM_ACK_MS)
+        };
+        if voters > 1 && !fresh(&m) {
+            let wait = self.raft.wait(Some(Duration::from_millis(QUORUM_ACK_MS)));
+            if wait.metrics(fresh, "a quorum ack").await.is_err() {
+                return Err(ClusterError::NoQuorum(format!(
+                    "the leader has not heard from a majority of the {voters} voters recently"
+                )));
+            }
         }
         match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(req)).await {
             Err(_) => Err(ClusterError::NoQuorum(format!(
@@ -324,10 +352,8 @@ impl ClusterNode {
         let m = self.metrics();
         let membership = m.membership_config.membership();
         if membership.voter_ids().any(|v| v == id) {
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-                .await
-                .map_err(|e| self.write_error(e))?;
+            self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
+                .await?;
         }
         if self
             .metrics()
@@ -335,12 +361,30 @@ impl ClusterNode {
             .nodes()
             .any(|(n, _)| *n == id)
         {
-            self.raft
-                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
-                .await
-                .map_err(|e| self.write_error(e))?;
+            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
+                .await?;
         }
         Ok(())
+    }
+
+    /// One membership change; waits out another one in flight (the leader loop may be
+    /// promoting a learner or finishing a removal at the same moment).
+    async fn change_membership(
+        &self,
+        change: ChangeMembers<NodeId, TernNode>,
+    ) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        loop {
+            match self.raft.change_membership(change.clone(), false).await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(self.write_error(e)),
+            }
+        }
     }
 
     /// Rebuilds the view from Raft metrics and the state machine; wakes watchers only
@@ -385,7 +429,12 @@ impl ClusterNode {
             None => true,
             Some(c) => applied.is_some_and(|a| a >= c),
         };
-        let is_member = members.contains_key(&self.id);
+        // A node restarted from its store_dir is a member by its own (possibly stale)
+        // log, and may even restore itself as leader from its last vote, until the
+        // group confirms it; one removed while it was down never turns ready.
+        let is_member = members.contains_key(&self.id)
+            && m.current_leader.is_some()
+            && self.confirmed.load(std::sync::atomic::Ordering::Relaxed);
         self.state_tx.send_if_modified(|s| {
             let new = ClusterState {
                 node_id: self.id,

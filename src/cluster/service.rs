@@ -108,8 +108,10 @@ impl RaftService for RaftGrpc {
         encode(self.node.raft.install_snapshot(rpc).await)
     }
 
-    async fn hello(&self, _req: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+    async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
         let n = &self.node;
+        let asking = req.get_ref().node_id;
+        let removed = asking != 0 && n.sm.data.lock().removed.contains(&asking);
         let (leader_id, leader_addr) = n.leader().unwrap_or_default();
         Ok(Response::new(HelloReply {
             node_id: n.id,
@@ -121,6 +123,7 @@ impl RaftService for RaftGrpc {
             cluster_name: n.opts.cluster_name.clone().unwrap_or_default(),
             route_url: n.opts.route_url.clone(),
             name: n.opts.name.clone(),
+            removed,
         }))
     }
 
@@ -132,6 +135,14 @@ impl RaftService for RaftGrpc {
             return Err(Status::failed_precondition(format!(
                 "cluster name \"{}\" does not match \"{ours}\"",
                 r.cluster_name
+            )));
+        }
+        let ours = n.cluster_id();
+        if !r.cluster_id.is_empty() && !ours.is_empty() && r.cluster_id != ours {
+            return Err(Status::failed_precondition(format!(
+                "node {} belongs to Raft group {}, not to this group {ours}: \
+                 point its store_dir at an empty directory to join this cluster",
+                r.node_id, r.cluster_id
             )));
         }
         let node = TernNode {

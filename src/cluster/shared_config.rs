@@ -65,7 +65,70 @@ fn opt_size_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D
 /// nats-server refuses payloads above 64 MB.
 const MAX_PAYLOAD_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// The formats `tern cluster config set FILE` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFormat {
+    Json,
+    Toml,
+    Yaml,
+    /// nats-server conf syntax (`max_payload: 2MB`, `authorization { ... }`).
+    Nats,
+}
+
+impl ConfigFormat {
+    /// By extension (`.json`, `.toml`, `.yaml`/`.yml`, `.conf`); otherwise by content:
+    /// text starting with `{` is JSON, anything else nats conf (which also reads the
+    /// common `key: value` / `key = value` lines).
+    pub fn detect(path: &std::path::Path, text: &str) -> ConfigFormat {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("json") => ConfigFormat::Json,
+            Some("toml") => ConfigFormat::Toml,
+            Some("yaml" | "yml") => ConfigFormat::Yaml,
+            Some("conf") => ConfigFormat::Nats,
+            _ if text.trim_start().starts_with('{') => ConfigFormat::Json,
+            _ => ConfigFormat::Nats,
+        }
+    }
+}
+
 impl SharedConfig {
+    /// Parses `text` in `format`; keys are nats-server's names in every format.
+    pub fn parse_as(text: &str, format: ConfigFormat) -> Result<SharedConfig, String> {
+        let json = match format {
+            ConfigFormat::Json => return Self::parse(text, false),
+            ConfigFormat::Toml => return Self::parse(text, true),
+            ConfigFormat::Yaml => config::Config::builder()
+                .add_source(config::File::from_str(text, config::FileFormat::Yaml))
+                .build()
+                .and_then(|c| c.try_deserialize::<serde_json::Value>())
+                .map_err(|e| e.to_string())?,
+            ConfigFormat::Nats => {
+                let map = crate::conf::parser::parse_str(text, std::path::Path::new("-")).map_err(
+                    |errs| {
+                        errs.iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    },
+                )?;
+                // nats conf keys are case-insensitive; `X = 1` lines used only as
+                // `$X` are variables, not settings.
+                serde_json::Value::Object(
+                    map.entries
+                        .iter()
+                        .filter(|e| !e.used_as_variable)
+                        .map(|e| (e.key.to_ascii_lowercase(), e.value.to_json()))
+                        .collect(),
+                )
+            }
+        };
+        serde_json::from_value(json).map_err(|e| e.to_string())
+    }
+
     /// Parses a file's text: JSON, or TOML when `toml` is set.
     pub fn parse(text: &str, toml: bool) -> Result<SharedConfig, String> {
         if toml {
@@ -242,6 +305,38 @@ mod tests {
         assert_eq!(t.max_payload, Some(4096));
         let e = SharedConfig::parse(r#"{"max_paylod":1}"#, false).unwrap_err();
         assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn reads_nats_conf_and_yaml_like_json() {
+        let want = SharedConfig::parse(
+            r#"{"max_payload":"2MB","max_connections":10,"ping_interval":"30s"}"#,
+            false,
+        )
+        .unwrap();
+        let conf = "# limits\nmax_payload: 2MB\nMAX_CONNECTIONS = 10\nping_interval: \"30s\"\n";
+        assert_eq!(
+            SharedConfig::parse_as(conf, ConfigFormat::Nats).unwrap(),
+            want
+        );
+        let yaml = "max_payload: 2MB\nmax_connections: 10\nping_interval: 30s\n";
+        assert_eq!(
+            SharedConfig::parse_as(yaml, ConfigFormat::Yaml).unwrap(),
+            want
+        );
+        let e = SharedConfig::parse_as("max_paylod: 1\n", ConfigFormat::Nats).unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+        let p = std::path::Path::new;
+        assert_eq!(ConfigFormat::detect(p("a.yml"), ""), ConfigFormat::Yaml);
+        assert_eq!(ConfigFormat::detect(p("a.conf"), "{"), ConfigFormat::Nats);
+        assert_eq!(
+            ConfigFormat::detect(p("limits"), " {\"a\":1}"),
+            ConfigFormat::Json
+        );
+        assert_eq!(
+            ConfigFormat::detect(p("limits"), "a: 1"),
+            ConfigFormat::Nats
+        );
     }
 
     #[test]

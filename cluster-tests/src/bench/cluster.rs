@@ -41,6 +41,9 @@ pub const FORM_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Cluster {
     /// Nodes A, B, C.
     pub nodes: Vec<RunningServer>,
+    /// gRPC control addresses of A, B, C when started with Raft on
+    /// ([`Cluster::start_opts`]), else empty.
+    pub control: Vec<String>,
     /// From starting node A to the last successful mesh probe.
     pub formed_in: Duration,
 }
@@ -49,9 +52,23 @@ impl Cluster {
     /// Start node A, then B and C with `--routes` to A, and wait for the full
     /// mesh (every ordered pair of nodes passes an interest probe).
     pub fn start(spec: &ServerSpec, exec: &Exec) -> Result<Cluster> {
+        Self::start_opts(spec, exec, None)
+    }
+
+    /// [`Cluster::start`]; with `raft_store` (tern only) every node also runs the
+    /// Raft control plane: `--store_dir <raft_store>/<NAME>` and
+    /// `--cluster_control 127.0.0.1:<free port>`. A has no seed routes, so it
+    /// initialises the group and B and C join it.
+    pub fn start_opts(
+        spec: &ServerSpec,
+        exec: &Exec,
+        raft_store: Option<&std::path::Path>,
+    ) -> Result<Cluster> {
         let t0 = Instant::now();
-        let ports = free_ports(2 * NODE_NAMES.len())?;
-        let (client, route) = ports.split_at(NODE_NAMES.len());
+        let ports = free_ports(3 * NODE_NAMES.len())?;
+        let (client, rest) = ports.split_at(NODE_NAMES.len());
+        let (route, control_ports) = rest.split_at(NODE_NAMES.len());
+        let mut control = Vec::new();
         let seed = format!("nats://127.0.0.1:{}", route[0]);
         let mut nodes = Vec::new();
         for (i, name) in NODE_NAMES.iter().enumerate() {
@@ -66,6 +83,18 @@ impl Cluster {
             if i > 0 {
                 args.extend(["--routes".to_string(), seed.clone()]);
             }
+            if let Some(base) = raft_store {
+                let addr = format!("127.0.0.1:{}", control_ports[i]);
+                let dir = base.join(name);
+                std::fs::create_dir_all(&dir).with_context(|| format!("create {dir:?}"))?;
+                args.extend([
+                    "--store_dir".to_string(),
+                    dir.display().to_string(),
+                    "--cluster_control".into(),
+                    addr.clone(),
+                ]);
+                control.push(addr);
+            }
             // On error the nodes started so far are dropped, which kills them.
             let node = spec
                 .start_with(client[i], &args)
@@ -74,6 +103,7 @@ impl Cluster {
         }
         let mut cluster = Cluster {
             nodes,
+            control,
             formed_in: Duration::ZERO,
         };
         let deadline = t0 + FORM_TIMEOUT;

@@ -2,6 +2,7 @@
 //! tern). See `src/bin/tern-bench.rs` for the method; this module is the
 //! reusable part so other code (tests, docs tooling) can drive it.
 
+pub mod churn;
 pub mod cluster;
 pub mod load;
 pub mod proto;

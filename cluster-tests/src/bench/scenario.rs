@@ -294,6 +294,20 @@ pub fn run_once(spec: &ServerSpec, sc: Scenario, p: &RunParams, exec: &Exec) -> 
     res
 }
 
+/// Run cluster scenario `sc` once on an already running cluster (node A
+/// publishes, B subscribes), e.g. twice on one cluster to compare conditions.
+pub fn run_on_cluster(c: &Cluster, sc: Scenario, p: &RunParams, exec: &Exec) -> Result<RunResult> {
+    if !sc.is_cluster() {
+        bail!("{} is not a cluster scenario", sc.name());
+    }
+    let topo = Topology {
+        pub_node: &c.nodes[0],
+        sub_node: &c.nodes[1],
+        all: c.nodes.iter().collect(),
+    };
+    run_topo(&topo, sc, p, exec)
+}
+
 /// Run single-server scenario `sc` once against an already running server.
 pub fn run_on(srv: &RunningServer, sc: Scenario, p: &RunParams, exec: &Exec) -> Result<RunResult> {
     if sc.is_cluster() {

@@ -5,8 +5,12 @@
 //! cargo run --release -p cluster-tests --bin tern-bench -- \
 //!     [--tern PATH] [--nats PATH] [--runs N] [--duration SECS] [--scale F] \
 //!     [--only pub16,reqrep] [--cluster] [--markdown FILE] [--runtime thread|shared]
-//!     [--nice N]
+//!     [--nice N] [--config-churn RATE]
 //! ```
+//!
+//! `--config-churn RATE` (tern only) compares the cross-node scenarios on a
+//! Raft-enabled cluster quiet and while RATE cluster config changes per second
+//! are committed; see `bench/churn.rs`.
 //!
 //! Scenarios: `pub16,pubsub16,pubsub1k,fanout4,queue4,reqrep` (single
 //! server, the default set) and `x16,x1k,xreqrep` (3-node cluster; selected
@@ -111,6 +115,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use cluster_tests::bench::churn::run_churn as churn_run;
 use cluster_tests::bench::report::fmt_rate;
 use cluster_tests::bench::scenario::run_on;
 use cluster_tests::bench::server::set_nice;
@@ -181,6 +186,13 @@ struct Args {
     /// both servers with the same freshly generated certificate.
     #[arg(long)]
     tls: bool,
+    /// tern only: run the cross-node scenarios (x16, x1k from --only, default
+    /// x16) on a Raft-enabled 3-node cluster twice per run, quiet and while
+    /// committing this many cluster config changes per second through the admin
+    /// API; prints both msgs/s side by side and the commit rate achieved.
+    /// Alone (without --only/--cluster) it runs just this comparison.
+    #[arg(long)]
+    config_churn: Option<f64>,
 }
 
 /// Resolve `p` like the shell would: paths with a `/` as-is, bare names via
@@ -240,7 +252,7 @@ fn main() -> Result<()> {
         bail!("--runs must be at least 1");
     }
     let mut scenarios: Vec<Scenario> = match &args.only {
-        None if args.cluster => Vec::new(),
+        None if args.cluster || args.config_churn.is_some() => Vec::new(),
         None => Scenario::ALL.to_vec(),
         Some(list) => list
             .split(',')
@@ -463,12 +475,92 @@ fn main() -> Result<()> {
         std::fs::write(path, md).with_context(|| format!("write {path:?}"))?;
         println!("\nmarkdown written to {}", path.display());
     }
-    let failed = report
-        .rows
-        .iter()
-        .any(|(_, st)| st.iter().any(|s| !s.errors.is_empty()));
+    let mut churn_failed = false;
+    if let (Some(rate), Some(tern)) = (args.config_churn, sides.iter().find(|s| s.label == "tern"))
+    {
+        let mut churn_sc: Vec<Scenario> = scenarios
+            .iter()
+            .copied()
+            .filter(|s| matches!(s, Scenario::X16 | Scenario::X1k))
+            .collect();
+        if churn_sc.is_empty() {
+            churn_sc.push(Scenario::X16);
+        }
+        churn_failed = !churn_compare(tern, &churn_sc, &params, &exec, rate, args.runs);
+    }
+    let failed = churn_failed
+        || report
+            .rows
+            .iter()
+            .any(|(_, st)| st.iter().any(|s| !s.errors.is_empty()));
     if failed {
         bail!("some runs failed (see above)");
     }
     Ok(())
+}
+
+/// The `--config-churn` comparison; false when a run failed.
+fn churn_compare(
+    tern: &ServerSpec,
+    scenarios: &[Scenario],
+    params: &RunParams,
+    exec: &Exec,
+    rate: f64,
+    runs: usize,
+) -> bool {
+    let mut ok = true;
+    let mut table = vec![format!(
+        "| scenario | quiet msgs/s | churn msgs/s | churn/quiet | commits/s (asked {rate}) |\n\
+         | --- | ---: | ---: | ---: | ---: |"
+    )];
+    for &sc in scenarios {
+        println!(
+            "\n== {} on tern with Raft: quiet vs {rate} config commits/s",
+            sc.name()
+        );
+        let (mut quiet, mut churn, mut commits) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 1..=runs {
+            match churn_run(tern, sc, params, exec, rate, run % 2 == 0) {
+                Ok(r) => {
+                    println!(
+                        "  run {run}/{runs}  quiet {:>9}/s  churn {:>9}/s  commits {:.1}/s \
+                         ({} failed)  cpu quiet {:.3} churn {:.3} s/M",
+                        fmt_rate(r.quiet.rate),
+                        fmt_rate(r.churn.rate),
+                        r.commit_rate,
+                        r.commit_failures,
+                        r.quiet.cpu_per_m,
+                        r.churn.cpu_per_m
+                    );
+                    quiet.push(r.quiet.rate);
+                    churn.push(r.churn.rate);
+                    commits.push(r.commit_rate);
+                }
+                Err(e) => {
+                    println!("  run {run}/{runs} FAILED: {e:#}");
+                    ok = false;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let med = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        };
+        let (q, c, k) = (med(quiet), med(churn), med(commits));
+        let ratio = if q > 0.0 { c / q } else { 0.0 };
+        println!(
+            "  median quiet {}/s, churn {}/s (x{ratio:.2}), {k:.1} commits/s",
+            fmt_rate(q),
+            fmt_rate(c)
+        );
+        table.push(format!(
+            "| {} | {} | {} | {ratio:.2} | {k:.1} |",
+            sc.name(),
+            fmt_rate(q),
+            fmt_rate(c)
+        ));
+    }
+    println!("\n{}", table.join("\n"));
+    ok
 }

@@ -212,3 +212,4 @@ pub async fn check_all(c: &Procs, tag: &str) {
     check_queue_group(c, tag).await;
     check_request_reply(c, tag).await;
 }
+pub mod raft;
