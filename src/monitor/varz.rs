@@ -160,7 +160,10 @@ pub fn build(m: &Arc<Monitor>) -> Value {
     put("gateway", json!({}));
     put("leaf", json!({}));
     put("mqtt", json!({}));
-    put("websocket", json!({}));
+    put(
+        "websocket",
+        s.websocket.get().map_or_else(|| json!({}), |w| w.varz()),
+    );
     put("jetstream", json!({}));
     put("tls_timeout", json!(defaults::TLS_TIMEOUT.as_secs_f64()));
     put("write_deadline", json!(c.write_deadline.as_nanos() as u64));

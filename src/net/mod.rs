@@ -5,6 +5,7 @@
 //! new connections while existing ones keep running.
 
 pub mod tls;
+pub mod websocket;
 
 use std::sync::Arc;
 

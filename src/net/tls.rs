@@ -95,6 +95,13 @@ impl TlsSetup {
     }
 }
 
+impl TlsSetup {
+    /// The bare acceptor, for listeners without NATS's INFO-first dance (websocket).
+    pub fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+}
+
 /// A client connection after the TLS phase.
 pub enum Accepted {
     Tls {
