@@ -474,6 +474,16 @@ impl ServerHandle {
         self.client_addr
     }
 
+    /// The websocket listener's address, when one runs.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        let ws = self.shared.websocket.get()?;
+        let ip = ws
+            .host
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        Some(SocketAddr::new(ip, ws.port))
+    }
+
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         self.monitor_addr
     }

@@ -1,14 +1,13 @@
 //! WebSocket frames around the NATS byte stream: the decoder for client frames and the
-//! encoder for server frames. Header coding, masking and permessage-deflate are
-//! soketto's (`base::Codec`, `extension::deflate`); this module only decides what a
-//! NATS server does with each frame. Synchronous and socket-free, so the fuzz target
+//! encoder for server frames. Header coding and masking are soketto's (`base::Codec`),
+//! permessage-deflate is flate2's raw deflate (RFC 7692: sync flush, trailing
+//! `00 00 ff ff` removed, no context takeover); this module decides what a NATS server
+//! does with each frame. Synchronous and socket-free, so the fuzz target
 //! and the proptest run exactly the code the connection runs.
 
 use bytes::{Buf, BytesMut};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use soketto::base::{Codec, Header, OpCode};
-use soketto::extension::deflate::Deflate;
-use soketto::extension::{Extension, Param};
-use soketto::{Mode, Storage};
 
 /// Server frames whose payload is at least this long are compressed (nats-server:
 /// small frames such as `PONG` go out as they are).
@@ -45,29 +44,76 @@ fn frame_err(status: u16, reason: impl Into<String>) -> FrameError {
     }
 }
 
-/// A deflate extension set up for "no context takeover" both ways (the only mode
-/// nats-server negotiates).
-fn deflate() -> Option<Deflate> {
-    let mut d = Deflate::new(Mode::Server);
-    let params = [
-        Param::new("server_no_context_takeover"),
-        Param::new("client_no_context_takeover"),
-    ];
-    d.configure(&params).ok()?;
-    d.is_enabled().then_some(d)
+/// RFC 7692 §7.2.1: the empty stored block a sync flush ends with, stripped on the wire.
+const DEFLATE_TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
+
+/// Inflates one message (no context takeover: a fresh state each time), refusing to
+/// grow past `limit` bytes.
+pub fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    let mut d = Decompress::new(false);
+    let mut input = Vec::with_capacity(data.len() + 4);
+    input.extend_from_slice(data);
+    input.extend_from_slice(&DEFLATE_TAIL);
+    let mut out = Vec::with_capacity((data.len() * 4).clamp(64, limit.max(64)));
+    loop {
+        let consumed = d.total_in() as usize;
+        let produced = out.len();
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(1024));
+        }
+        let status = d
+            .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
+            .map_err(|e| e.to_string())?;
+        if out.len() > limit {
+            return Err("inflated message too large".into());
+        }
+        let done = d.total_in() as usize == input.len() && out.len() < out.capacity();
+        if done || status == flate2::Status::StreamEnd {
+            return Ok(out);
+        }
+        if d.total_in() as usize == consumed && out.len() == produced && out.len() < out.capacity()
+        {
+            return Err("incomplete deflate data".into());
+        }
+    }
+}
+
+/// Deflates one message as permessage-deflate wants it (tail removed).
+pub fn deflate(data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let mut c = Compress::new(Compression::fast(), false);
+    let start = out.len();
+    out.reserve(data.len() / 2 + 64);
+    loop {
+        let consumed = c.total_in() as usize;
+        if out.len() == out.capacity() {
+            out.reserve(1024);
+        }
+        c.compress_vec(&data[consumed..], out, FlushCompress::Sync)
+            .map_err(|e| e.to_string())?;
+        if c.total_in() as usize == data.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if !out[start..].ends_with(&DEFLATE_TAIL) {
+        return Err("missing sync flush tail".into());
+    }
+    out.truncate(out.len() - 4);
+    Ok(())
 }
 
 /// Incremental decoder of client frames: fed any split of the byte stream, it yields
 /// the same NATS bytes.
 pub struct FrameDecoder {
     codec: Codec,
-    deflate: Option<Deflate>,
+    compress: bool,
     buf: BytesMut,
     /// A fragmented data message is in progress.
     in_message: bool,
     /// Payload of a compressed message until its last fragment.
     compressed: Option<Vec<u8>>,
     max_frame: usize,
+    /// A close frame was read: nothing after it counts.
+    closed: bool,
 }
 
 impl FrameDecoder {
@@ -76,17 +122,18 @@ impl FrameDecoder {
     pub fn new(compress: bool, max_frame: usize) -> Self {
         let mut codec = Codec::new();
         codec.set_max_data_size(max_frame);
-        let deflate = if compress { deflate() } else { None };
-        if let Some(d) = &deflate {
-            codec.add_reserved_bits(d.reserved_bits());
+        if compress {
+            // RSV1 marks a compressed message.
+            codec.add_reserved_bits((true, false, false));
         }
         FrameDecoder {
             codec,
-            deflate,
+            compress,
             buf: BytesMut::with_capacity(8 * 1024),
             in_message: false,
             compressed: None,
             max_frame,
+            closed: false,
         }
     }
 
@@ -98,6 +145,9 @@ impl FrameDecoder {
         out: &mut Vec<u8>,
         ctrl: &mut Vec<Control>,
     ) -> Result<(), FrameError> {
+        if self.closed {
+            return Ok(());
+        }
         self.buf.extend_from_slice(input);
         loop {
             let (header, offset) = match self.codec.decode_header(&self.buf) {
@@ -122,6 +172,7 @@ impl FrameDecoder {
                 let close = matches!(c, Control::Close(_));
                 ctrl.push(c);
                 if close {
+                    self.closed = true;
                     self.buf.clear();
                     return Ok(());
                 }
@@ -184,18 +235,13 @@ impl FrameDecoder {
         if self.in_message {
             return Ok(None);
         }
-        let mut data = self.compressed.take().unwrap_or_default();
-        let Some(d) = &mut self.deflate else {
-            return Err(frame_err(
-                status::PROTOCOL_ERROR,
-                "compression not negotiated",
-            ));
-        };
-        let mut h = Header::new(OpCode::Binary);
-        h.set_fin(true).set_rsv1(true).set_payload_len(data.len());
-        d.decode(&mut h, &mut data)
+        let data = self.compressed.take().unwrap_or_default();
+        if !self.compress {
+            return Err(frame_err(status::PROTOCOL_ERROR, "compression not negotiated"));
+        }
+        let plain = inflate(&data, self.max_frame)
             .map_err(|e| frame_err(status::PROTOCOL_ERROR, format!("decompression: {e}")))?;
-        out.extend_from_slice(&data);
+        out.extend_from_slice(&plain);
         Ok(None)
     }
 }
@@ -204,35 +250,36 @@ impl FrameDecoder {
 /// the payload is large enough.
 pub struct FrameEncoder {
     codec: Codec,
-    deflate: Option<Deflate>,
+    compress: bool,
+    scratch: Vec<u8>,
 }
 
 impl FrameEncoder {
     pub fn new(compress: bool) -> Self {
         let mut codec = Codec::new();
-        let deflate = if compress { deflate() } else { None };
-        if let Some(d) = &deflate {
-            codec.add_reserved_bits(d.reserved_bits());
+        if compress {
+            codec.add_reserved_bits((true, false, false));
         }
-        FrameEncoder { codec, deflate }
+        FrameEncoder {
+            codec,
+            compress,
+            scratch: Vec::new(),
+        }
     }
 
     /// Appends one frame carrying `data` to `out`.
     pub fn encode(&mut self, opcode: OpCode, data: &[u8], out: &mut Vec<u8>) {
         let mut header = Header::new(opcode);
         header.set_fin(true);
-        let mut storage = Storage::Shared(data);
-        if opcode == OpCode::Binary && data.len() >= COMPRESS_MIN {
-            if let Some(d) = &mut self.deflate {
-                if d.encode(&mut header, &mut storage).is_err() {
-                    // Send it uncompressed rather than drop it.
-                    header = Header::new(opcode);
-                    header.set_fin(true);
-                    storage = Storage::Shared(data);
-                }
+        let mut payload = data;
+        if self.compress && opcode == OpCode::Binary && data.len() >= COMPRESS_MIN {
+            self.scratch.clear();
+            // On a (not expected) deflate error the frame goes out uncompressed.
+            if deflate(data, &mut self.scratch).is_ok() {
+                header.set_rsv1(true);
+                payload = &self.scratch;
             }
         }
-        let payload = storage.as_ref();
         header.set_payload_len(payload.len());
         out.extend_from_slice(self.codec.encode_header(&header));
         out.extend_from_slice(payload);

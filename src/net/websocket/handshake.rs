@@ -6,7 +6,7 @@
 use base64::Engine;
 
 /// RFC 6455 GUID appended to the client's key before hashing.
-const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65";
+const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// Upper bound of an upgrade request; nats-server (Go's http) allows 1 MiB of headers,
 /// a browser sends well under 8 KiB.

@@ -8,6 +8,8 @@
 
 pub mod frames;
 pub mod handshake;
+#[cfg(test)]
+mod proptests;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -392,15 +394,18 @@ async fn pump_out<W: AsyncWrite + Unpin>(
     let close = loop {
         frame.clear();
         tokio::select! {
+            // Control first: a frame error's close code beats the pipe's EOF it causes.
+            biased;
+            c = ctrl_rx.recv(), if ctrl_open => match c {
+                Some(Control::Ping(p)) => encoder.encode(OpCode::Pong, &p, &mut frame),
+                // The client closed (answer with its code, as RFC 6455 asks) or sent a
+                // frame we cannot read (our code).
+                Some(Control::Close(code)) => break code.unwrap_or(status::NORMAL),
+                None => ctrl_open = false,
+            },
             r = from_client.read(&mut chunk) => match r {
                 Ok(0) | Err(_) => break status::NORMAL,
                 Ok(n) => encoder.encode(OpCode::Binary, &chunk[..n], &mut frame),
-            },
-            c = ctrl_rx.recv(), if ctrl_open => match c {
-                Some(Control::Ping(p)) => encoder.encode(OpCode::Pong, &p, &mut frame),
-                // The client closed: answer with its code, as RFC 6455 asks.
-                Some(Control::Close(code)) => break code.unwrap_or(status::NORMAL),
-                None => ctrl_open = false,
             },
         }
         if !frame.is_empty() && net.write_all(&frame).await.is_err() {
