@@ -375,9 +375,9 @@ async fn origins_are_checked() {
     ws.same_origin = true;
     let srv = start(with_ws(ws)).await;
     let addr = srv.websocket_addr().unwrap();
-    let (mut s, head, _) = raw_upgrade(addr, "Origin: http://evil.com\r\n").await;
+    let (mut s, head, mut body) = raw_upgrade(addr, "Origin: http://evil.com\r\n").await;
     assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
-    let body = read_to_end(&mut s).await;
+    body.extend(read_to_end(&mut s).await);
     assert_eq!(body, b"Forbidden\n");
     let (_s, head, _) = raw_upgrade(addr, &format!("Origin: http://{addr}\r\n")).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
@@ -467,8 +467,9 @@ async fn handshake_matches_nats_server() {
         let (_s, ok, _) = raw_upgrade(addr, "").await;
         let (_s, deflate, _) =
             raw_upgrade(addr, "Sec-WebSocket-Extensions: permessage-deflate\r\n").await;
-        let (mut s, forbidden, _) = raw_upgrade(addr, "Origin: http://evil.com\r\n").await;
-        let forbidden_body = read_to_end(&mut s).await;
+        let (mut s, forbidden, mut forbidden_body) =
+            raw_upgrade(addr, "Origin: http://evil.com\r\n").await;
+        forbidden_body.extend(read_to_end(&mut s).await);
         // INFO keys from an uncompressed session.
         let (mut s, _, mut rest) = raw_upgrade(addr, "").await;
         while !rest.ends_with(b"\r\n") {

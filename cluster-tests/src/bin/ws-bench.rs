@@ -108,8 +108,7 @@ async fn one_run(side: &Side, count: u64) -> Result<f64> {
     let addr = format!("127.0.0.1:{port}");
     let ws_addr = format!("127.0.0.1:{ws_port}");
     let start = Instant::now();
-    while TcpStream::connect(&ws_addr).await.is_err() || TcpStream::connect(&addr).await.is_err()
-    {
+    while TcpStream::connect(&ws_addr).await.is_err() || TcpStream::connect(&addr).await.is_err() {
         if start.elapsed() > Duration::from_secs(10) {
             bail!("{} did not listen", side.label);
         }
@@ -189,7 +188,10 @@ async fn ws_publisher(addr: &str) -> Result<tokio::net::tcp::OwnedWriteHalf> {
     while memchr::memmem::find(&seen, b"PONG\r\n").is_none() {
         let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await??;
         if n == 0 {
-            bail!("websocket closed during handshake: {:?}", String::from_utf8_lossy(&seen));
+            bail!(
+                "websocket closed during handshake: {:?}",
+                String::from_utf8_lossy(&seen)
+            );
         }
         seen.extend_from_slice(&buf[..n]);
     }

@@ -237,7 +237,10 @@ impl FrameDecoder {
         }
         let data = self.compressed.take().unwrap_or_default();
         if !self.compress {
-            return Err(frame_err(status::PROTOCOL_ERROR, "compression not negotiated"));
+            return Err(frame_err(
+                status::PROTOCOL_ERROR,
+                "compression not negotiated",
+            ));
         }
         let plain = inflate(&data, self.max_frame)
             .map_err(|e| frame_err(status::PROTOCOL_ERROR, format!("decompression: {e}")))?;

@@ -337,9 +337,16 @@ async fn upgrade<S>(
         .await;
     });
     crate::client::serve_websocket(shared, cid, addr, client_rd, client_wr).await;
-    // The read loop is done: the inbound pump has nobody to feed.
+    // The read loop is done: the inbound pump has nobody to feed. The outbound pump
+    // flushes what is left and the close frame, unless the peer stopped reading.
     inbound.abort();
-    let _ = outbound.await;
+    let abort = outbound.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(2), outbound)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
 
 /// Client frames -> NATS bytes for the read loop; pings and close go to the outbound
