@@ -138,6 +138,41 @@ impl ClusterConfig {
     }
 }
 
+/// `websocket { ... }`: the WebSocket client listener (nats-server's keys).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebsocketConfig {
+    pub host: Option<String>,
+    /// Listener port; the listener runs only when set (-1 = random).
+    pub port: Option<i32>,
+    /// `host:port` given to clients (connect_urls) instead of the listen address.
+    pub advertise: Option<String>,
+    pub tls: Option<TlsConfig>,
+    /// Plain `ws://` without TLS; nats-server refuses a websocket block with neither.
+    pub no_tls: bool,
+    /// Negotiate permessage-deflate with clients that offer it.
+    pub compression: bool,
+    /// Reject (403) an upgrade whose `Origin` is not the request's `Host`.
+    pub same_origin: bool,
+    /// Origins (`scheme://host[:port]`) accepted; empty = any.
+    pub allowed_origins: Vec<String>,
+    /// Time allowed for the TLS and HTTP upgrade handshakes; `None` = 2 s.
+    #[serde(with = "opt_duration")]
+    pub handshake_timeout: Option<Duration>,
+    /// User assumed by websocket clients that send no credentials.
+    pub no_auth_user: Option<String>,
+}
+
+impl WebsocketConfig {
+    pub fn enabled(&self) -> bool {
+        self.port.is_some()
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout.unwrap_or(defaults::TLS_TIMEOUT)
+    }
+}
+
 /// Logging and process files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -250,6 +285,7 @@ pub struct Config {
     /// Truncate traced message bodies to this many bytes (0 = no limit); nats `max_traced_msg_len`.
     pub max_traced_msg_len: i32,
     pub telemetry: TelemetryConfig,
+    pub websocket: WebsocketConfig,
     /// The file this config was read from (for reload); not a conf key.
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -286,6 +322,7 @@ impl Default for Config {
             allow_non_tls: false,
             max_traced_msg_len: 0,
             telemetry: TelemetryConfig::default(),
+            websocket: WebsocketConfig::default(),
             config_file: None,
         }
     }

@@ -68,6 +68,8 @@ pub struct ClosedConn {
     pub rtt: Option<Duration>,
     pub user: String,
     pub tls: Option<crate::client::TlsSession>,
+    /// Came in over the websocket listener (/connz `type`).
+    pub websocket: bool,
     /// The subscriptions held at close (nats-server keeps them for `subs=1|detail`).
     pub subs: Vec<ClosedSub>,
 }
@@ -105,6 +107,7 @@ impl ClosedConn {
             rtt: meta.rtt,
             user: meta.user,
             tls: meta.tls,
+            websocket: c.websocket,
             subs: subs
                 .iter()
                 .map(|s| ClosedSub {
@@ -164,6 +167,8 @@ pub struct ServerShared {
     pub raft_node: OnceLock<Arc<crate::cluster::ClusterNode>>,
     /// Why /healthz answers 503 (Raft has not applied what it saw at start).
     not_ready: Mutex<Option<String>>,
+    /// The websocket listener, once bound (unset without a websocket block).
+    pub websocket: OnceLock<Arc<crate::net::websocket::WsState>>,
 }
 
 impl ServerShared {
@@ -293,6 +298,11 @@ impl ServerShared {
             cluster: self.routes.cluster_name(),
             cluster_dynamic: self.routes.name_is_dynamic(),
             connect_urls: self.own_client_urls.clone(),
+            ws_connect_urls: self
+                .websocket
+                .get()
+                .map(|w| w.own_urls.clone())
+                .unwrap_or_default(),
             ldm: self.is_lame_duck(),
             tern_node_id: self.raft_identity.get().map_or(0, |r| r.0),
             tern_control: self
@@ -317,18 +327,32 @@ impl ServerShared {
                 }
             }
         }
-        let info = {
+        let ws_changed = self.websocket.get().is_some_and(|w| {
+            let peers = if cfg.cluster.no_advertise {
+                Vec::new()
+            } else {
+                self.routes.peer_ws_urls()
+            };
+            w.set_peer_urls(peers)
+        });
+        let (info, tcp_changed) = {
             let mut info = self.info.write();
-            if info.connect_urls == urls {
+            let changed = info.connect_urls != urls;
+            if !changed && !ws_changed {
                 return;
             }
             info.connect_urls = urls;
             info.cluster = self.routes.cluster_name();
-            info.clone()
+            (info.clone(), changed)
         };
         for c in self.clients.iter() {
-            if c.async_info.load(Ordering::Acquire) {
-                let mut i = info.clone();
+            let changed = if c.websocket { ws_changed } else { tcp_changed };
+            if changed && c.async_info.load(Ordering::Acquire) {
+                let mut i = if c.websocket {
+                    self.ws_info(info.clone())
+                } else {
+                    info.clone()
+                };
                 i.client_id = c.cid;
                 i.client_ip = c.addr.ip().to_string();
                 c.out.push(&i.to_line());
@@ -338,8 +362,11 @@ impl ServerShared {
     }
 
     /// The async INFO sent after the first PONG to a protocol-1 client.
-    pub fn connect_info_line(&self, cid: u64, addr: &SocketAddr) -> Vec<u8> {
+    pub fn connect_info_line(&self, cid: u64, addr: &SocketAddr, websocket: bool) -> Vec<u8> {
         let mut info = self.info();
+        if websocket {
+            info = self.ws_info(info);
+        }
         info.client_id = cid;
         info.client_ip = addr.ip().to_string();
         info.connect_info = true;
@@ -456,6 +483,16 @@ impl ServerHandle {
         self.client_addr
     }
 
+    /// The websocket listener's address, when one runs.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        let ws = self.shared.websocket.get()?;
+        let ip = ws
+            .host
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        Some(SocketAddr::new(ip, ws.port))
+    }
+
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         self.monitor_addr
     }
@@ -541,6 +578,8 @@ impl Server {
         let client_addr = listener.local_addr()?;
 
         let security = Security::build(&config).map_err(StartError::Config)?;
+        let ws_setup =
+            crate::net::websocket::WsSetup::build(&config).map_err(StartError::Config)?;
         let tls = security
             .tls
             .as_ref()
@@ -602,6 +641,7 @@ impl Server {
             cluster_addr: OnceLock::new(),
             security: RwLock::new(Arc::new(security)),
             telemetry: OnceLock::new(),
+            websocket: OnceLock::new(),
         });
 
         let mut tasks = Vec::new();
@@ -689,6 +729,9 @@ impl Server {
                 );
             }
         }
+        if let Some(t) = crate::net::websocket::start(&shared, ws_setup).await? {
+            tasks.push(t);
+        }
         crate::telemetry::install(&shared);
         tasks.push(tokio::spawn(accept_loop(shared.clone(), listener)));
         tracing::info!("Server is ready");
@@ -712,15 +755,20 @@ fn own_client_urls(config: &Config, port: u16) -> Vec<String> {
             format!("{adv}:{port}")
         }];
     }
-    let unspecified = config.host == "0.0.0.0" || config.host == "::" || config.host.is_empty();
+    own_client_urls_for(&config.host, port)
+}
+
+/// URLs of a listener on `host`: every non-loopback interface when unspecified.
+pub(crate) fn own_client_urls_for(host: &str, port: u16) -> Vec<String> {
+    let unspecified = host == "0.0.0.0" || host == "::" || host.is_empty();
     if !unspecified {
-        return vec![fmt_host_port(&config.host, port)];
+        return vec![fmt_host_port(host, port)];
     }
     let mut urls: Vec<String> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
         .filter(|i| !i.is_loopback())
-        .filter(|i| config.host != "0.0.0.0" || i.ip().is_ipv4())
+        .filter(|i| host != "0.0.0.0" || i.ip().is_ipv4())
         .map(|i| fmt_host_port(&i.ip().to_string(), port))
         .collect();
     if urls.is_empty() {

@@ -97,24 +97,14 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
     let Some(tls) = sec.tls.clone() else {
         // Plain TCP keeps its owned halves (no lock between reader and writer).
         let (rd, wr) = stream.into_split();
-        let id = Identity {
-            cid,
-            addr,
-            nonce,
-            tls: None,
-        };
+        let id = Identity::tcp(cid, addr, nonce);
         let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_tcp_writer(s, c, wr, d);
         return run(server, sec, id, Some(info), Vec::new(), rd, spawn).await;
     };
     match crate::net::tls::accept(&tls, stream, addr, cid, &info).await {
         Ok(Accepted::Plain(stream)) => {
             let (rd, wr) = stream.into_split();
-            let id = Identity {
-                cid,
-                addr,
-                nonce,
-                tls: None,
-            };
+            let id = Identity::tcp(cid, addr, nonce);
             let spawn =
                 move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_tcp_writer(s, c, wr, d);
             run(server, sec, id, None, Vec::new(), rd, spawn).await
@@ -129,10 +119,8 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
             let (rd, wr) = tokio::io::split(*stream);
             let info = send_info.then_some(info);
             let id = Identity {
-                cid,
-                addr,
-                nonce,
                 tls: Some(session),
+                ..Identity::tcp(cid, addr, nonce)
             };
             let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_writer(s, c, wr, d);
             run(server, sec, id, info, cert_names, rd, spawn).await
@@ -145,6 +133,39 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
     }
 }
 
+/// Serves a websocket client once upgraded: `rd`/`wr` carry the plain NATS byte
+/// stream (the websocket module frames it), so the protocol code is the same.
+pub async fn serve_websocket<R, W>(
+    server: Arc<ServerShared>,
+    cid: u64,
+    addr: SocketAddr,
+    rd: R,
+    wr: W,
+) where
+    R: AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let sec = server.security();
+    let nonce = if sec.auth.needs_nonce() {
+        crate::auth::new_nonce()
+    } else {
+        String::new()
+    };
+    let mut info = server.ws_info(server.info());
+    info.client_id = cid;
+    info.client_ip = addr.ip().to_string();
+    info.nonce = nonce.clone();
+    let id = Identity {
+        cid,
+        addr,
+        nonce,
+        tls: None,
+        websocket: true,
+    };
+    let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_writer(s, c, wr, d);
+    run(server, sec, id, Some(info.to_line()), Vec::new(), rd, spawn).await
+}
+
 /// Who a new connection is before CONNECT.
 struct Identity {
     cid: u64,
@@ -152,6 +173,19 @@ struct Identity {
     nonce: String,
     /// The TLS session, shown in /connz.
     tls: Option<TlsSession>,
+    websocket: bool,
+}
+
+impl Identity {
+    fn tcp(cid: u64, addr: SocketAddr, nonce: String) -> Self {
+        Identity {
+            cid,
+            addr,
+            nonce,
+            tls: None,
+            websocket: false,
+        }
+    }
 }
 
 /// The connection after its transport is ready: `info` is pushed first when the TLS
@@ -179,10 +213,13 @@ async fn run<R, S>(
         addr,
         nonce,
         tls,
+        websocket,
     } = id;
     let cfg_gen = server.config_generation();
     let cfg = server.config();
-    let client = Arc::new(Client::new(cid, addr, cfg.max_pending as usize));
+    let mut client = Client::new(cid, addr, cfg.max_pending as usize);
+    client.websocket = websocket;
+    let client = Arc::new(client);
     client.meta.lock().tls = tls;
     if let Some(info) = info {
         client.out.push(&info);
@@ -600,11 +637,11 @@ impl Conn {
         self.send(encode::PONG);
         if self.connected && !self.first_pong_sent && self.opts.protocol >= 1 {
             // The async INFO after the first PONG tells the client it is bound ($G).
-            self.send(
-                &self
-                    .server
-                    .connect_info_line(self.client.cid, &self.client.addr),
-            );
+            self.send(&self.server.connect_info_line(
+                self.client.cid,
+                &self.client.addr,
+                self.client.websocket,
+            ));
             self.client.async_info.store(true, Ordering::Release);
         }
         if self.connected {

@@ -125,6 +125,8 @@ pub struct Client {
     /// Delivery-time permission checks (deny filter, allow_responses); empty for users
     /// without permissions.
     pub perm_hook: HookSlot,
+    /// A websocket client (INFO fields, /connz `type`); set before the client is shared.
+    pub websocket: bool,
 }
 
 impl Client {
@@ -149,6 +151,7 @@ impl Client {
             subs: Mutex::new(HashMap::new()),
             meta: Mutex::new(ConnMeta::default()),
             perm_hook: HookSlot::default(),
+            websocket: false,
         }
     }
 

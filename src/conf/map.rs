@@ -29,8 +29,6 @@ pub struct Mapped {
 
 /// Top-level keys of nats-server features tern does not implement yet: accepted, warned.
 const UNSUPPORTED_TOP: &[&str] = &[
-    "websocket",
-    "ws",
     "accounts",
     "leafnodes",
     "leaf",
@@ -358,6 +356,7 @@ impl Mapper {
             "telemetry" => self.telemetry(v),
             "cluster" => self.cluster(v),
             "tls" => self.tls(kpos, v),
+            "websocket" | "ws" => self.websocket(v),
             "allow_non_tls" => self.set_bool("allow_non_tls", key, v),
             k if UNSUPPORTED_TOP.contains(&k) => self.unsupported(kpos, &e.key),
             _ => self.unknown_entry(e),

@@ -363,13 +363,15 @@ fn client_harness_conf_files_load() {
     )
     .expect("loads");
     let w = warning_texts(&l);
-    for key in ["accounts", "websocket", "jetstream"] {
+    for key in ["accounts", "jetstream"] {
         assert!(
             w.iter()
                 .any(|x| x.contains(&format!("{key} is not supported yet"))),
             "{key}: {w:?}"
         );
     }
+    assert_eq!(l.config.websocket.port, Some(-1));
+    assert!(l.config.websocket.no_tls && l.config.websocket.compression);
     assert_eq!(l.config.host, "127.0.0.1");
     assert_eq!(l.config.ping_max, 5);
     assert_eq!(l.config.no_auth_user.as_deref(), Some("a"));

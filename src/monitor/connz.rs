@@ -289,7 +289,11 @@ fn render(r: &Row, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Val
     };
     put("cid", json!(r.cid));
     put("kind", json!("Client"));
-    put("type", json!("nats"));
+    let websocket = match &r.src {
+        Src::Open(c) => c.websocket,
+        Src::Closed(c) => c.websocket,
+    };
+    put("type", json!(if websocket { "websocket" } else { "nats" }));
     put("ip", json!(addr.ip().to_string()));
     put("port", json!(addr.port()));
     put("start", json!(rfc3339(r.start)));

@@ -160,7 +160,10 @@ pub fn build(m: &Arc<Monitor>) -> Value {
     put("gateway", json!({}));
     put("leaf", json!({}));
     put("mqtt", json!({}));
-    put("websocket", json!({}));
+    put(
+        "websocket",
+        s.websocket.get().map_or_else(|| json!({}), |w| w.varz()),
+    );
     put("jetstream", json!({}));
     let tls_timeout = c
         .tls

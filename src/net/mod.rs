@@ -6,6 +6,7 @@
 
 pub mod peer_tls;
 pub mod tls;
+pub mod websocket;
 
 use std::sync::Arc;
 

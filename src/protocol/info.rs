@@ -53,6 +53,9 @@ pub struct ServerInfo {
     pub cluster_dynamic: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect_urls: Vec<String>,
+    /// Route INFO only: this server's websocket URLs (nats-server's `ws_connect_urls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ws_connect_urls: Vec<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub ldm: bool,
     #[serde(default, skip_serializing_if = "is_false")]

@@ -518,7 +518,9 @@ impl RouteConn {
             }
             let ldm_changed = {
                 let mut cur = route.info.lock();
-                let changed = cur.ldm != info.ldm || cur.connect_urls != info.connect_urls;
+                let changed = cur.ldm != info.ldm
+                    || cur.connect_urls != info.connect_urls
+                    || cur.ws_connect_urls != info.ws_connect_urls;
                 *cur = info;
                 changed
             };

@@ -236,6 +236,19 @@ impl RouteState {
         urls
     }
 
+    /// Websocket URLs of every peer not in lame duck mode (websocket connect_urls).
+    pub fn peer_ws_urls(&self) -> Vec<String> {
+        let inner = self.inner.lock();
+        let mut urls = Vec::new();
+        for r in inner.routes.values() {
+            let info = r.info.lock();
+            if !info.ldm {
+                urls.extend(info.ws_connect_urls.iter().cloned());
+            }
+        }
+        urls
+    }
+
     /// Sends `line` to every route except the one to `except`.
     pub fn send_to_others(&self, except: &str, line: &[u8]) {
         let inner = self.inner.lock();
