@@ -31,7 +31,6 @@ pub struct Mapped {
 const UNSUPPORTED_TOP: &[&str] = &[
     "websocket",
     "ws",
-    "accounts",
     "leafnodes",
     "leaf",
     "gateway",
@@ -342,6 +341,7 @@ impl Mapper {
                 }
             }
             "authorization" => self.authorization(kpos, v),
+            "accounts" => self.accounts(v),
             "debug" => self.set_bool("logging.debug", key, v),
             "trace" | "trace_verbose" => self.set_bool("logging.trace", key, v),
             "logtime" => self.set_bool("logging.logtime", key, v),
