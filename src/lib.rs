@@ -11,6 +11,7 @@
 #![recursion_limit = "256"]
 
 pub mod admin;
+pub mod account;
 pub mod auth;
 pub mod cli;
 pub mod client;

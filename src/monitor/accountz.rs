@@ -22,8 +22,8 @@ pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
             "accounts": ["$G"],
         })),
         Some("$G") => {
-            let subs = s.sublist.count();
-            let st = s.sublist.stats();
+            let subs = s.global().sublist.count();
+            let st = s.global().sublist.stats();
             Ok(json!({
                 "server_id": s.server_id,
                 "now": now,
