@@ -61,7 +61,13 @@ impl Responses {
     }
 
     /// Remembers where the reply to a mapped request goes; returns the mapped reply.
-    fn create(&self, server: &ServerShared, exporter: &Account, to: &Arc<Account>, reply: &[u8]) -> Vec<u8> {
+    fn create(
+        &self,
+        server: &ServerShared,
+        exporter: &Account,
+        to: &Arc<Account>,
+        reply: &[u8],
+    ) -> Vec<u8> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut r = self.prefix.to_vec();
         r.extend_from_slice(n.to_string().as_bytes());

@@ -592,11 +592,11 @@ impl Conn {
         self.send(encode::PONG);
         if self.connected && !self.first_pong_sent && self.opts.protocol >= 1 {
             // The async INFO after the first PONG tells the client it is bound ($G).
-            self.send(
-                &self
-                    .server
-                    .connect_info_line(self.client.cid, &self.client.addr, &self.account.name),
-            );
+            self.send(&self.server.connect_info_line(
+                self.client.cid,
+                &self.client.addr,
+                &self.account.name,
+            ));
             self.client.async_info.store(true, Ordering::Release);
         }
         if self.connected {
@@ -683,13 +683,8 @@ impl Conn {
     ) -> Vec<Arc<Subscription>> {
         crate::account::shadow_subjects(self.account.stream_imports(), subject)
             .map(|(im, shadow)| {
-                let mut sh = Subscription::new(
-                    self.client.clone(),
-                    im.from.clone(),
-                    &shadow,
-                    queue,
-                    sid,
-                );
+                let mut sh =
+                    Subscription::new(self.client.clone(), im.from.clone(), &shadow, queue, sid);
                 sh.import = Some(im.map.clone());
                 Arc::new(sh)
             })

@@ -61,8 +61,9 @@ impl Mapper {
                     "users" => acc.users = self.users(&f.value).unwrap_or_default(),
                     "exports" => acc.exports = self.exports(&f.value),
                     "imports" => acc.imports = self.imports(&f.value),
-                    "jetstream" | "js" | "limits" | "mappings" | "default_permissions"
-                    | "nkey" => self.unsupported(&f.key_pos, &format!("account {}", f.key)),
+                    "jetstream" | "js" | "limits" | "mappings" | "default_permissions" | "nkey" => {
+                        self.unsupported(&f.key_pos, &format!("account {}", f.key))
+                    }
                     _ => self.unknown_entry(f),
                 }
             }
@@ -125,15 +126,22 @@ impl Mapper {
                             }
                         }
                     }
-                    "response" | "response_type" | "response_threshold" | "threshold"
-                    | "latency" | "account_token_position" | "advertise" | "allow_trace" => {
-                        self.unsupported(&e.key_pos, &format!("export {}", e.key))
-                    }
+                    "response"
+                    | "response_type"
+                    | "response_threshold"
+                    | "threshold"
+                    | "latency"
+                    | "account_token_position"
+                    | "advertise"
+                    | "allow_trace" => self.unsupported(&e.key_pos, &format!("export {}", e.key)),
                     _ => self.unknown_entry(e),
                 }
             }
             if x.subject.is_empty() || !subject::is_valid_subject(x.subject.as_bytes()) {
-                self.error(&item.pos, "Export requires a valid stream or service subject");
+                self.error(
+                    &item.pos,
+                    "Export requires a valid stream or service subject",
+                );
                 continue;
             }
             out.push(x);
@@ -164,7 +172,8 @@ impl Mapper {
                         for s in &src.entries {
                             match s.key.to_ascii_lowercase().as_str() {
                                 "account" => {
-                                    i.account = self.string_like("account", &s.value).unwrap_or_default()
+                                    i.account =
+                                        self.string_like("account", &s.value).unwrap_or_default()
                                 }
                                 "subject" => {
                                     i.subject = self.string("subject", &s.value).unwrap_or_default()
