@@ -21,6 +21,8 @@ accounts {
 }
 "#;
 
+const REQUESTS: usize = 3;
+
 async fn user(node: &Node, name: &str) -> async_nats::Client {
     async_nats::ConnectOptions::with_user_and_password(name.into(), name.into())
         .ignore_discovered_servers()
@@ -42,8 +44,13 @@ async fn check_accounts(c: &Procs, imp: usize, exp: usize) {
     let b = user(ni, "b").await;
     let b_far = user(ne, "b").await;
 
-    // The responder in A answers on the reply subject it is given.
-    let mut svc = a.subscribe("svc.echo").await.expect("sub svc.echo");
+    // The responder in A answers the REQUESTS requests on the reply subject it is
+    // given, then goes (so a later check on the same cluster sees only its own).
+    let mut svc = a
+        .subscribe("svc.echo")
+        .await
+        .expect("sub svc.echo")
+        .take(REQUESTS);
     let responder = a.clone();
     tokio::spawn(async move {
         while let Some(m) = svc.next().await {
@@ -74,7 +81,7 @@ async fn check_accounts(c: &Procs, imp: usize, exp: usize) {
     assert_eq!(m.subject.as_str(), "fromA.a.x", "{ctx}");
     assert_eq!(&m.payload[..], b"s1", "{ctx}");
 
-    for i in 0..3 {
+    for i in 0..REQUESTS {
         let body = format!("r{i}");
         let resp = tokio::time::timeout(
             Duration::from_secs(5),
