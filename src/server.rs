@@ -64,6 +64,8 @@ pub struct ClosedConn {
     pub last_activity: SystemTime,
     pub rtt: Option<Duration>,
     pub user: String,
+    /// The account the connection was bound to (`$G` without one).
+    pub account: String,
     /// The subscriptions held at close (nats-server keeps them for `subs=1|detail`).
     pub subs: Vec<ClosedSub>,
 }
@@ -100,6 +102,10 @@ impl ClosedConn {
             last_activity: c.last_activity(),
             rtt: meta.rtt,
             user: meta.user,
+            account: meta
+                .account
+                .as_ref()
+                .map_or_else(|| "$G".to_string(), |a| a.name.clone()),
             subs: subs
                 .iter()
                 .map(|s| ClosedSub {

@@ -136,3 +136,72 @@ async fn accounts_mixed_nats_server_imports_from_tern() {
     let c = start(&[T, N]).await;
     check_accounts(&c, 1, 0).await;
 }
+
+/// The monitoring fields both servers must agree on for accounts.
+async fn check_monitoring(c: &Procs) {
+    let n = &c.nodes[0];
+    let what = &n.opts.name;
+    let _a = user(n, "a").await;
+    let b = user(n, "b").await;
+    let _sub = b.subscribe("fromA.a.x").await.expect("sub");
+    b.flush().await.expect("flush");
+
+    let v = n.json("/accountz").await;
+    let names: Vec<&str> = v["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    for want in ["A", "B", "$G"] {
+        assert!(names.contains(&want), "{what}: /accountz lacks {want}: {v}");
+    }
+    let d = &n.json("/accountz?acc=B").await["account_detail"];
+    assert_eq!(d["account_name"], "B", "{what}: {d}");
+    assert_eq!(d["client_connections"], 1, "{what}: {d}");
+    let imports = d["imports"].as_array().expect("imports");
+    let stream = imports
+        .iter()
+        .find(|i| i["type"] == "stream")
+        .expect("stream import");
+    assert_eq!(stream["local_subject"], "fromA.a.>", "{what}: {d}");
+    assert_eq!(stream["account"], "A", "{what}: {d}");
+    let svc = imports
+        .iter()
+        .find(|i| i["type"] == "service" && i["account"] == "A")
+        .expect("service import");
+    assert_eq!(svc["subject"], "svc.echo", "{what}: {d}");
+    assert_eq!(svc["local_subject"], "echo", "{what}: {d}");
+    let d = &n.json("/accountz?acc=A").await["account_detail"];
+    let exports = d["exports"].as_array().expect("exports");
+    assert!(
+        exports
+            .iter()
+            .any(|x| x["subject"] == "svc.>" && x["response_type"] == "Singleton"),
+        "{what}: {d}"
+    );
+
+    let v = n.json("/connz?acc=B&auth=1").await;
+    assert_eq!(v["total"], 1, "{what}: {v}");
+    let conn = &v["connections"][0];
+    assert_eq!(conn["account"], "B", "{what}: {v}");
+    assert_eq!(conn["authorized_user"], "b", "{what}: {v}");
+    let v = n.json("/connz?acc=NOPE").await;
+    assert_eq!(v["total"], 0, "{what}: {v}");
+
+    // The subscription in B and its shadow in A.
+    let v = n.json("/subsz?subs=1&acc=A&test=a.x").await;
+    assert_eq!(v["total"], 1, "{what}: shadow subscription in A: {v}");
+    let v = n.json("/subsz?subs=1&acc=B&test=fromA.a.x").await;
+    assert_eq!(v["total"], 1, "{what}: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_monitoring_nats_server() {
+    check_monitoring(&start(&[N]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_monitoring_tern() {
+    check_monitoring(&start(&[T]).await).await;
+}

@@ -241,7 +241,7 @@ async fn finish(
     for s in &subs {
         remove_local_sub(server, s);
     }
-    if let Some(acc) = client.meta.lock().account.take() {
+    if let Some(acc) = &client.meta.lock().account {
         acc.num_connections.fetch_sub(1, Ordering::Relaxed);
     }
     server.clients.remove(&client.cid);
