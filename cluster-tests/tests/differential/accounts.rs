@@ -105,6 +105,26 @@ fn accounts_wide_subscription_gets_imports_mapped() {
         .run();
 }
 
+#[test]
+fn accounts_connect_info_names_the_account() {
+    // A protocol-1 client learns its account from the async INFO after its first PONG.
+    let connect = |u: &str| {
+        format!(
+            "CONNECT {{\"verbose\":false,\"protocol\":1,\"headers\":true,\"user\":\"{u}\",\"pass\":\"{u}\"}}\r\n"
+        )
+    };
+    Diff::new("accounts_connect_info_names_the_account")
+        .conf(ACCOUNTS)
+        .send(connect("b"))
+        .sync()
+        .on(1)
+        .send(connect("a"))
+        .sync()
+        .expect("\"remote_account\":\"B\"")
+        .expect("\"remote_account\":\"A\"")
+        .run();
+}
+
 /// `-t` with `conf`: the configuration error line after the program name prefix.
 fn check_error(bin: &std::path::Path, conf: &str, name: &str) -> String {
     let dir = std::env::temp_dir().join(format!("tern-acct-{}-{name}", std::process::id()));
