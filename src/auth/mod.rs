@@ -409,6 +409,36 @@ mod tests {
     }
 
     #[test]
+    fn account_users_bind_to_their_account() {
+        let cfg = Config {
+            authorization: Authorization {
+                users: vec![User {
+                    user: Some("g".into()),
+                    password: Some("g".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            accounts: vec![crate::config::AccountConfig {
+                name: "A".into(),
+                users: vec![User {
+                    user: Some("a".into()),
+                    password: Some("pa".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Config::default()
+        };
+        let a = Authenticator::build(&cfg).expect("valid");
+        let got = a.authenticate(&connect("a", "pa"), b"", &[]).expect("a");
+        assert_eq!(got.account.as_deref(), Some("A"));
+        let got = a.authenticate(&connect("g", "g"), b"", &[]).expect("g");
+        assert_eq!(got.account, None);
+        assert!(a.authenticate(&connect("a", "g"), b"", &[]).is_err());
+    }
+
+    #[test]
     fn nkey_signature() {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let kp = nkeys::KeyPair::new_user();
