@@ -40,6 +40,41 @@ pub struct User {
     pub permissions: Option<serde_json::Value>,
 }
 
+/// One `accounts { NAME: { users, exports, imports } }` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountConfig {
+    pub name: String,
+    pub users: Vec<User>,
+    pub exports: Vec<ExportConfig>,
+    pub imports: Vec<ImportConfig>,
+}
+
+/// `{stream: "a.>"}` or `{service: "svc.>", accounts: [B]}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExportConfig {
+    /// The exported subject (may hold wildcards).
+    pub subject: String,
+    /// Service (request/reply) rather than stream.
+    pub service: bool,
+    /// Accounts allowed to import it; empty = public.
+    pub accounts: Vec<String>,
+}
+
+/// `{stream: {account, subject}, prefix|to}` or `{service: {account, subject}, to}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportConfig {
+    pub account: String,
+    pub subject: String,
+    pub service: bool,
+    /// Stream imports: prepended (with a dot) to the delivered subject.
+    pub prefix: Option<String>,
+    /// Local subject the import appears under (stream mapping or service name).
+    pub to: Option<String>,
+}
+
 /// `authorization { ... }` plus `--user/--pass/--auth`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -244,6 +279,8 @@ impl Default for Logging {
 #[serde(default)]
 pub struct Config {
     pub server_name: Option<String>,
+    /// `accounts { ... }`: named accounts with their users, exports and imports.
+    pub accounts: Vec<AccountConfig>,
     pub host: String,
     /// Client port; -1 picks a random free port (nats-server's RANDOM_PORT), 0 too.
     pub port: i32,
@@ -295,6 +332,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             server_name: None,
+            accounts: Vec::new(),
             host: defaults::HOST.to_string(),
             port: defaults::PORT,
             client_advertise: None,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use crate::account::{service, Account};
 use crate::client::{Client, ConnKind, SubRef, Subscription};
 use crate::protocol::encode;
 use crate::server::ServerShared;
@@ -98,9 +99,15 @@ impl Default for MatchCache {
 }
 
 impl MatchCache {
+    /// Forgets everything (the connection was bound to another account).
+    pub fn reset(&mut self) {
+        self.map.clear();
+        self.generation = u64::MAX;
+    }
+
     #[inline]
-    pub fn lookup(&mut self, server: &ServerShared, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
-        let g = server.sublist.generation();
+    pub fn lookup(&mut self, account: &Account, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
+        let g = account.sublist.generation();
         if g != self.generation {
             self.map.clear();
             self.generation = g;
@@ -115,7 +122,7 @@ impl MatchCache {
                 qsubs: Vec::new(),
             })
         } else {
-            server.sublist.match_subject(subject)
+            account.sublist.match_subject(subject)
         };
         if self.map.len() >= MATCH_CACHE_MAX {
             self.map.clear();
@@ -153,11 +160,32 @@ impl Rng {
 /// One RMSG to send: the route and the queue groups it must serve.
 type RouteTarget<'r> = (&'r Arc<Client>, SmallVec<[&'r [u8]; 4]>);
 
-/// Delivers `msg` to the subscriptions in `result`: MSG to local clients and, for a
-/// client's message, one RMSG per route with interest. Returns how many local
-/// subscriptions or routes took it.
+/// Delivers `msg`, published in `account`, to the subscriptions in `result` (see
+/// [`deliver_in`]) and then across accounts through service imports and responses.
+#[inline]
 pub fn deliver(
     server: &ServerShared,
+    account: &Arc<Account>,
+    result: &SublistResult<SubRef>,
+    msg: &Msg<'_>,
+    origin: &Origin<'_>,
+    rng: &mut Rng,
+    pcd: &mut Pcd,
+) -> usize {
+    let mut delivered = deliver_in(server, account, result, msg, origin, rng, pcd);
+    if service::has_hooks(account) {
+        let from_client = matches!(origin, Origin::Client { .. });
+        delivered += service::cross_account(server, account, msg, from_client, rng, pcd);
+    }
+    delivered
+}
+
+/// Delivers `msg` to the subscriptions in `result` of `account`: MSG to local clients
+/// and, for a client's message, one RMSG per route with interest. Returns how many
+/// local subscriptions or routes took it.
+pub fn deliver_in(
+    server: &ServerShared,
+    account: &Account,
     result: &SublistResult<SubRef>,
     msg: &Msg<'_>,
     origin: &Origin<'_>,
@@ -229,7 +257,7 @@ pub fn deliver(
         }
     }
     for (route, queues) in &routes {
-        if forward_to_route(server, route, msg, queues, pcd) {
+        if forward_to_route(server, account, route, msg, queues, pcd) {
             delivered += 1;
         }
     }
@@ -268,6 +296,7 @@ fn pick_local(
 /// (and logged) rather than blocking every publisher.
 fn forward_to_route(
     server: &ServerShared,
+    account: &Account,
     route: &Arc<Client>,
     msg: &Msg<'_>,
     queues: &[&[u8]],
@@ -278,6 +307,7 @@ fn forward_to_route(
         other => (other, msg.payload),
     };
     let len = 64
+        + account.name.len()
         + msg.subject.len()
         + msg.reply.map_or(0, <[u8]>::len)
         + queues.iter().map(|q| q.len() + 1).sum::<usize>()
@@ -285,7 +315,7 @@ fn forward_to_route(
     let res = route.out.push_msg(len, payload.len(), |out| {
         encode::write_rmsg(
             out,
-            crate::route::GLOBAL_ACCOUNT,
+            account.name_bytes(),
             msg.subject,
             msg.reply,
             queues,
@@ -310,6 +340,20 @@ fn forward_to_route(
 /// (auto-unsubscribe limit reached, or its connection is closing).
 #[inline]
 pub fn deliver_to(server: &ServerShared, sub: &Subscription, msg: &Msg<'_>, pcd: &mut Pcd) -> bool {
+    if let Some(map) = &sub.import {
+        // A shadow subscription of a stream import: the importer sees its own subject.
+        let mapped = map.map(msg.subject);
+        let m = Msg {
+            subject: &mapped,
+            ..*msg
+        };
+        return deliver_plain(server, sub, &m, pcd);
+    }
+    deliver_plain(server, sub, msg, pcd)
+}
+
+#[inline]
+fn deliver_plain(server: &ServerShared, sub: &Subscription, msg: &Msg<'_>, pcd: &mut Pcd) -> bool {
     // Subscribe deny filter and allow_responses tracking; one relaxed load when unused.
     if !sub.client.perm_hook.admit(msg.subject, msg.reply) {
         return false;
@@ -343,13 +387,13 @@ pub fn deliver_to(server: &ServerShared, sub: &Subscription, msg: &Msg<'_>, pcd:
 /// The no-responders reply: a 503 status HMSG to the publisher's own plain subscription
 /// on the reply subject (nats-server processInboundClientMsg).
 pub fn send_no_responders(
-    server: &ServerShared,
+    account: &Account,
     publisher: &Arc<Client>,
     subject: &[u8],
     reply: &[u8],
     pcd: &mut Pcd,
 ) {
-    let r = server.sublist.match_subject(reply);
+    let r = account.sublist.match_subject(reply);
     if let Some(sub) = r.psubs.iter().find(|s| s.0.client.cid == publisher.cid) {
         let mut buf = Vec::with_capacity(64 + subject.len() + reply.len());
         encode::write_no_responders(&mut buf, reply, &sub.0.sid, subject);

@@ -10,6 +10,7 @@
 // serde_json::json! of the /varz object nests deeper than the default limit.
 #![recursion_limit = "256"]
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod cli;

@@ -15,13 +15,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::{self, Client, SubRef, Subscription};
+use crate::account::{Account, Accounts};
+use crate::client::{self, Client, Subscription};
 use crate::config::{defaults, Config};
 use crate::error::{CloseReason, StartError};
 use crate::net::Security;
 use crate::protocol::info::ServerInfo;
 use crate::route::RouteState;
-use crate::sublist::Sublist;
 
 /// The nats-server version tern speaks the protocol of. Clients gate features on the
 /// INFO `version` (nats.py insists on semver, nats.go/nats.js unlock features >= 2.10).
@@ -67,6 +67,8 @@ pub struct ClosedConn {
     pub last_activity: SystemTime,
     pub rtt: Option<Duration>,
     pub user: String,
+    /// The account the connection was bound to (`$G` without one).
+    pub account: String,
     pub tls: Option<crate::client::TlsSession>,
     /// Came in over the websocket listener (/connz `type`).
     pub websocket: bool,
@@ -106,6 +108,10 @@ impl ClosedConn {
             last_activity: c.last_activity(),
             rtt: meta.rtt,
             user: meta.user,
+            account: meta
+                .account
+                .as_ref()
+                .map_or_else(|| "$G".to_string(), |a| a.name.clone()),
             tls: meta.tls,
             websocket: c.websocket,
             subs: subs
@@ -131,7 +137,8 @@ pub struct ServerShared {
     pub server_id: String,
     pub server_name: String,
     pub start: SystemTime,
-    pub sublist: Sublist<SubRef>,
+    /// Accounts by name, each with its own sublist; `$G` always exists.
+    pub accounts: Accounts,
     pub clients: DashMap<u64, Arc<Client>>,
     pub next_cid: AtomicU64,
     pub stats: Stats,
@@ -172,6 +179,11 @@ pub struct ServerShared {
 }
 
 impl ServerShared {
+    /// The global account `$G` (clients without an account).
+    pub fn global(&self) -> &Arc<Account> {
+        self.accounts.global()
+    }
+
     pub fn config(&self) -> Arc<Config> {
         self.config.read().clone()
     }
@@ -362,7 +374,13 @@ impl ServerShared {
     }
 
     /// The async INFO sent after the first PONG to a protocol-1 client.
-    pub fn connect_info_line(&self, cid: u64, addr: &SocketAddr, websocket: bool) -> Vec<u8> {
+    pub fn connect_info_line(
+        &self,
+        cid: u64,
+        addr: &SocketAddr,
+        websocket: bool,
+        account: &str,
+    ) -> Vec<u8> {
         let mut info = self.info();
         if websocket {
             info = self.ws_info(info);
@@ -370,7 +388,7 @@ impl ServerShared {
         info.client_id = cid;
         info.client_ip = addr.ip().to_string();
         info.connect_info = true;
-        info.remote_account = "$G".into();
+        info.remote_account = account.into();
         info.to_line()
     }
 
@@ -619,7 +637,7 @@ impl Server {
             server_name,
             start,
             config_load_time: Mutex::new(start),
-            sublist: Sublist::new(),
+            accounts: Accounts::from_config(&config.accounts),
             clients: DashMap::new(),
             next_cid: AtomicU64::new(1),
             stats: Stats::default(),

@@ -92,6 +92,27 @@ pub fn is_valid_queue_name(q: &[u8]) -> bool {
 /// literally, so a non-literal publish subject `foo.*` is matched the way nats-server does
 /// when not pedantic (it matches `foo.*`, `foo.>`, `*.*`, `>`). A subject with an empty
 /// token never matches (nats-server's match returns no interest for it).
+/// Whether every subject `sub` can match is also matched by `test` (nats-server's
+/// subjectIsSubsetMatch): `a.b` and `a.*` are within `a.>`, `a.>` is not within `a.*`.
+pub fn is_subset_match(sub: &[u8], test: &[u8]) -> bool {
+    let sub: Vec<&[u8]> = tokens(sub).collect();
+    let mut n = 0;
+    for (i, t) in tokens(test).enumerate() {
+        n = i + 1;
+        let Some(st) = sub.get(i) else {
+            return false;
+        };
+        match t {
+            b">" => return true,
+            b"*" if *st == b">" => return false,
+            b"*" => {}
+            _ if *st != t => return false,
+            _ => {}
+        }
+    }
+    n == sub.len()
+}
+
 pub fn matches(pattern: &[u8], subject: &[u8]) -> bool {
     if subject.is_empty() || tokens(subject).any(|t| t.is_empty()) {
         return false;

@@ -74,16 +74,27 @@ impl TestCluster {
 
     /// Waits until node `i` sees remote interest (from any route) on `subject`.
     pub async fn wait_remote_interest(&self, i: usize, subject: &str, want: usize) {
-        let shared = self.nodes[i].shared.clone();
+        self.wait_remote_interest_in(i, "$G", subject, want).await
+    }
+
+    /// Waits until node `i` sees remote interest on `subject` in `account`.
+    pub async fn wait_remote_interest_in(
+        &self,
+        i: usize,
+        account: &str,
+        subject: &str,
+        want: usize,
+    ) {
+        let acc = self.nodes[i].shared.accounts.get_or_register(account);
         let subject = subject.to_string();
         wait_until(
             Duration::from_secs(10),
             &format!("node {i} sees {want} remote subs on {subject}"),
             || {
-                let shared = shared.clone();
+                let acc = acc.clone();
                 let subject = subject.clone();
                 async move {
-                    let r = shared.sublist.match_subject(subject.as_bytes());
+                    let r = acc.sublist.match_subject(subject.as_bytes());
                     let remote = r
                         .psubs
                         .iter()

@@ -46,6 +46,9 @@ pub struct NodeOpts {
     /// Extra lines for the conf file's `cluster { }` block. When set, the cluster
     /// (listen, name, routes) is configured in a conf file instead of flags.
     pub cluster_conf: Option<String>,
+    /// Top-level conf lines (e.g. an `accounts { }` block); like `cluster_conf`, puts
+    /// the cluster in a conf file.
+    pub conf: Option<String>,
 }
 
 impl NodeOpts {
@@ -57,6 +60,7 @@ impl NodeOpts {
             routes: Vec::new(),
             args: Vec::new(),
             cluster_conf: None,
+            conf: None,
         }
     }
 }
@@ -127,7 +131,8 @@ impl Node {
         let mut cmd = Command::new(o.imp.bin());
         cmd.args(["-a", "127.0.0.1", "-p", &p.client.to_string()])
             .args(["-m", &p.http.to_string(), "-n", &o.name]);
-        if let Some(extra) = &o.cluster_conf {
+        if o.cluster_conf.is_some() || o.conf.is_some() {
+            let extra = o.cluster_conf.as_deref().unwrap_or_default();
             let mut conf = format!("cluster {{\n  listen: \"127.0.0.1:{}\"\n", p.cluster);
             if let Some(name) = &o.cluster_name {
                 conf.push_str(&format!("  name: \"{name}\"\n"));
@@ -138,6 +143,7 @@ impl Node {
             }
             conf.push_str(extra);
             conf.push_str("\n}\n");
+            conf.push_str(o.conf.as_deref().unwrap_or_default());
             let file = self.dir.join("node.conf");
             std::fs::write(&file, conf).expect("write conf");
             cmd.arg("-c").arg(file);

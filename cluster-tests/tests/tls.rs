@@ -315,7 +315,7 @@ async fn client_commands_speak_tls() {
     // Interest registered before publishing: the server counts the subscription.
     let h = s.shared.clone();
     cluster_tests::harness::wait_until(Duration::from_secs(10), "tern sub subscribed", || {
-        let n = h.sublist.count();
+        let n = h.global().sublist.count();
         async move { n >= 1 }
     })
     .await;

@@ -49,6 +49,8 @@ fn compare_secret(configured: &str, given: &str) -> bool {
 struct UserEntry {
     password: String,
     perms: Option<Arc<Permissions>>,
+    /// The `accounts` entry the user is configured in; None = `$G`.
+    account: Option<String>,
 }
 
 /// Who a connection authenticated as.
@@ -58,6 +60,8 @@ pub struct Authed {
     pub user: String,
     /// `None` = no permission checks at all.
     pub perms: Option<Arc<Permissions>>,
+    /// The account to bind to; `None` = the global account `$G`.
+    pub account: Option<String>,
 }
 
 /// Why authentication failed, as nats-server's log line names it.
@@ -83,7 +87,8 @@ impl Denied {
 #[derive(Debug, Default)]
 pub struct Authenticator {
     users: HashMap<String, UserEntry>,
-    nkeys: HashMap<String, Option<Arc<Permissions>>>,
+    /// nkey -> (permissions, account).
+    nkeys: HashMap<String, (Option<Arc<Permissions>>, Option<String>)>,
     token: Option<String>,
     single: Option<(String, String)>,
     no_auth_user: Option<String>,
@@ -109,7 +114,11 @@ impl Authenticator {
             tls_map: cfg.tls.as_ref().is_some_and(|t| t.verify_and_map),
             ..Default::default()
         };
-        for u in &a.users {
+        let account_users = cfg
+            .accounts
+            .iter()
+            .flat_map(|acc| acc.users.iter().map(move |u| (u, Some(acc.name.clone()))));
+        for (u, account) in a.users.iter().map(|u| (u, None)).chain(account_users) {
             let perms = match parse_perms(u.permissions.as_ref())? {
                 Some(p) => Some(p),
                 None => default_perms.clone(),
@@ -118,11 +127,17 @@ impl Authenticator {
                 if nkeys::KeyPair::from_public_key(nkey).is_err() || !nkey.starts_with('U') {
                     return Err(format!("Not a valid public nkey for a user: {nkey}"));
                 }
-                out.nkeys.insert(nkey.clone(), perms);
+                out.nkeys.insert(nkey.clone(), (perms, account));
             } else if let Some(name) = &u.user {
                 let password = u.password.clone().unwrap_or_default();
-                out.users
-                    .insert(name.clone(), UserEntry { password, perms });
+                out.users.insert(
+                    name.clone(),
+                    UserEntry {
+                        password,
+                        perms,
+                        account,
+                    },
+                );
             }
         }
         let plaintext = out.users.values().any(|u| !is_bcrypt(&u.password))
@@ -181,11 +196,12 @@ impl Authenticator {
             return Ok(Authed {
                 user: c.user.clone().unwrap_or_default(),
                 perms: None,
+                account: None,
             });
         }
         let nkey = c.nkey.as_deref().filter(|k| !k.is_empty());
         if let (false, Some(k)) = (self.nkeys.is_empty(), nkey) {
-            let Some(perms) = self.nkeys.get(k) else {
+            let Some((perms, account)) = self.nkeys.get(k) else {
                 return Err(denied());
             };
             if !verify_sig(k, c.sig.as_deref().unwrap_or(""), nonce) {
@@ -195,6 +211,7 @@ impl Authenticator {
             return Ok(Authed {
                 user: k.to_string(),
                 perms: perms.clone(),
+                account: account.clone(),
             });
         }
         if !self.users.is_empty() {
@@ -225,6 +242,7 @@ impl Authenticator {
                 return Ok(Authed {
                     user: name,
                     perms: entry.perms.clone(),
+                    account: entry.account.clone(),
                 });
             }
         }
@@ -241,6 +259,7 @@ impl Authenticator {
                 Ok(Authed {
                     user: user.clone(),
                     perms: None,
+                    account: None,
                 })
             } else {
                 Err(denied())
@@ -387,6 +406,36 @@ mod tests {
             .expect("no_auth_user");
         assert_eq!(anon.user, "guest");
         assert!(a.authenticate(&connect("guest", ""), b"", &[]).is_err());
+    }
+
+    #[test]
+    fn account_users_bind_to_their_account() {
+        let cfg = Config {
+            authorization: Authorization {
+                users: vec![User {
+                    user: Some("g".into()),
+                    password: Some("g".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            accounts: vec![crate::config::AccountConfig {
+                name: "A".into(),
+                users: vec![User {
+                    user: Some("a".into()),
+                    password: Some("pa".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Config::default()
+        };
+        let a = Authenticator::build(&cfg).expect("valid");
+        let got = a.authenticate(&connect("a", "pa"), b"", &[]).expect("a");
+        assert_eq!(got.account.as_deref(), Some("A"));
+        let got = a.authenticate(&connect("g", "g"), b"", &[]).expect("g");
+        assert_eq!(got.account, None);
+        assert!(a.authenticate(&connect("a", "g"), b"", &[]).is_err());
     }
 
     #[test]

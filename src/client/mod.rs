@@ -13,6 +13,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
+use crate::account::Account;
 use crate::auth::permissions::{self, ConnPerms};
 use crate::config::Config;
 use crate::dispatch::{self, MatchCache, Msg, Origin, Pcd, Rng};
@@ -53,6 +54,8 @@ struct Conn {
     ping_sent_at: Option<Instant>,
     /// Any inbound op since the last ping timer, so an active client is not pinged.
     active: bool,
+    /// The account bound at CONNECT (`$G` until then and for users without one).
+    account: Arc<Account>,
     cache: MatchCache,
     rng: Rng,
     pcd: Pcd,
@@ -251,6 +254,7 @@ async fn run<R, S>(
             pings_out: 0,
             ping_sent_at: None,
             active: false,
+            account: server.global().clone(),
             cache: MatchCache::default(),
             rng: Rng::new(cid.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos_seed()),
             pcd: Pcd::default(),
@@ -298,6 +302,9 @@ async fn finish(
     let subs: Vec<Arc<Subscription>> = client.subs.lock().drain().map(|(_, s)| s).collect();
     for s in &subs {
         remove_local_sub(server, s);
+    }
+    if let Some(acc) = &client.meta.lock().account {
+        acc.num_connections.fetch_sub(1, Ordering::Relaxed);
     }
     server.clients.remove(&client.cid);
 
@@ -612,13 +619,25 @@ impl Conn {
                 None
             }
         };
+        let account = match &authed.account {
+            Some(name) => self.server.accounts.get_or_register(name),
+            None => self.server.global().clone(),
+        };
         self.user_tag = if authed.user.is_empty() {
             String::new()
         } else {
-            format!("\"$G/user:{}\" - ", authed.user)
+            format!("\"{}/user:{}\" - ", account.name, authed.user)
         };
+        if !Arc::ptr_eq(&account, &self.account) {
+            self.cache.reset();
+        }
+        self.account = account.clone();
         {
             let mut m = self.client.meta.lock();
+            account.num_connections.fetch_add(1, Ordering::Relaxed);
+            if let Some(old) = m.account.replace(account) {
+                old.num_connections.fetch_sub(1, Ordering::Relaxed);
+            }
             m.name = opts.name.clone().unwrap_or_default();
             m.lang = opts.lang.clone().unwrap_or_default();
             m.version = opts.version.clone().unwrap_or_default();
@@ -641,6 +660,7 @@ impl Conn {
                 self.client.cid,
                 &self.client.addr,
                 self.client.websocket,
+                &self.account.name,
             ));
             self.client.async_info.store(true, Ordering::Release);
         }
@@ -677,16 +697,24 @@ impl Conn {
                 self.pcd.add(&self.client);
                 return;
             } else {
-                let s = Arc::new(Subscription::new(self.client.clone(), subject, queue, sid));
+                let mut s = Subscription::new(
+                    self.client.clone(),
+                    self.account.clone(),
+                    subject,
+                    queue,
+                    sid,
+                );
+                s.shadows = self.shadow_subs(subject, queue, sid);
+                let s = Arc::new(s);
                 subs.insert(sid.into(), s.clone());
                 Some(s)
             }
         };
         if let Some(s) = sub {
             if self
-                .server
+                .account
                 .sublist
-                .insert(subject, queue, SubRef(s))
+                .insert(subject, queue, SubRef(s.clone()))
                 .is_err()
             {
                 self.client.subs.lock().remove(sid);
@@ -694,9 +722,38 @@ impl Conn {
                 self.pcd.add(&self.client);
                 return;
             }
-            self.server.routes.local_interest_added(subject, queue);
+            let routes = &self.server.routes;
+            routes.local_interest_added(self.account.name_bytes(), subject, queue);
+            for sh in &s.shadows {
+                if sh
+                    .account
+                    .sublist
+                    .insert(&sh.subject, queue, SubRef(sh.clone()))
+                    .is_ok()
+                {
+                    routes.local_interest_added(sh.account.name_bytes(), &sh.subject, queue);
+                }
+            }
         }
         self.ok();
+    }
+
+    /// Shadow subscriptions in exporting accounts for the stream imports `subject`
+    /// overlaps (none for accounts without stream imports).
+    fn shadow_subs(
+        &self,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+    ) -> Vec<Arc<Subscription>> {
+        crate::account::shadow_subjects(self.account.stream_imports(), subject)
+            .map(|(im, shadow)| {
+                let mut sh =
+                    Subscription::new(self.client.clone(), im.from.clone(), &shadow, queue, sid);
+                sh.import = Some(im.map.clone());
+                Arc::new(sh)
+            })
+            .collect()
     }
 
     fn process_unsub(&mut self, sid: &[u8], max: Option<u64>) {
@@ -748,7 +805,7 @@ impl Conn {
         // nats-server acknowledges a verbose PUB before delivering it.
         self.ok();
         let server = &*self.server;
-        let result = self.cache.lookup(server, subject);
+        let result = self.cache.lookup(&self.account, subject);
         let msg = Msg {
             subject,
             reply,
@@ -761,14 +818,27 @@ impl Conn {
         };
         // Message tracing (telemetry::msg): only HPUB with tracing on gets past `start`.
         let traced = crate::telemetry::msg::start(server, hdr_len, payload);
-        let delivered =
-            dispatch::deliver(server, &result, &msg, &origin, &mut self.rng, &mut self.pcd);
+        let delivered = dispatch::deliver(
+            server,
+            &self.account,
+            &result,
+            &msg,
+            &origin,
+            &mut self.rng,
+            &mut self.pcd,
+        );
         if let Some(t) = traced {
             t.published(server, &self.client, subject, &result, delivered);
         }
         if delivered == 0 && self.opts.no_responders {
             if let Some(reply) = reply {
-                dispatch::send_no_responders(server, &self.client, subject, reply, &mut self.pcd);
+                dispatch::send_no_responders(
+                    &self.account,
+                    &self.client,
+                    subject,
+                    reply,
+                    &mut self.pcd,
+                );
             }
         }
         Ok(())

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::account::{Account, StreamMap};
 use crate::auth::permissions::HookSlot;
 use crate::conn::outbound::Outbound;
 use crate::error::CloseReason;
@@ -30,13 +31,29 @@ pub struct Subscription {
     /// Queue weight: 1 for a local member; for remote interest (`RS+ ... <queue> <n>`)
     /// the number of members the peer has, used in cluster-wide queue selection.
     pub weight: AtomicU32,
+    /// The account whose sublist holds it.
+    pub account: Arc<Account>,
+    /// Set on a stream import's shadow subscription: how the exporter's subjects map
+    /// into the subscriber's account.
+    pub import: Option<Arc<StreamMap>>,
+    /// Shadow subscriptions in exporting accounts that came with this one.
+    pub shadows: Vec<Arc<Subscription>>,
 }
 
 impl Subscription {
     /// A fresh subscription of `client` (weight 1, no limit).
-    pub fn new(client: Arc<Client>, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Self {
+    pub fn new(
+        client: Arc<Client>,
+        account: Arc<Account>,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+    ) -> Self {
         Subscription {
             client,
+            account,
+            import: None,
+            shadows: Vec::new(),
             subject: subject.into(),
             queue: queue.map(Into::into),
             sid: sid.into(),
@@ -73,6 +90,8 @@ pub struct ConnMeta {
     pub version: String,
     pub user: String,
     pub rtt: Option<Duration>,
+    /// The account bound at CONNECT (counted in its `num_connections` until close).
+    pub account: Option<Arc<Account>>,
     /// The TLS session, for /connz and /routez; `None` on plain connections.
     pub tls: Option<TlsSession>,
 }
@@ -286,13 +305,18 @@ pub fn spawn_tcp_writer(
 /// Takes a client's subscription out of the sublist and, if it was there, out of
 /// the interest told to routes (UNSUB, auto-unsubscribe limit, close).
 pub(crate) fn remove_local_sub(server: &ServerShared, s: &Arc<Subscription>) {
-    if server
-        .sublist
-        .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()))
-        .is_ok()
-    {
-        server
-            .routes
-            .local_interest_removed(&s.subject, s.queue.as_deref());
+    for sub in std::iter::once(s).chain(&s.shadows) {
+        if sub
+            .account
+            .sublist
+            .remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()))
+            .is_ok()
+        {
+            server.routes.local_interest_removed(
+                sub.account.name_bytes(),
+                &sub.subject,
+                sub.queue.as_deref(),
+            );
+        }
     }
 }

@@ -29,7 +29,6 @@ pub struct Mapped {
 
 /// Top-level keys of nats-server features tern does not implement yet: accepted, warned.
 const UNSUPPORTED_TOP: &[&str] = &[
-    "accounts",
     "leafnodes",
     "leaf",
     "gateway",
@@ -338,6 +337,7 @@ impl Mapper {
                 }
             }
             "authorization" => self.authorization(kpos, v),
+            "accounts" => self.accounts(v),
             "debug" => self.set_bool("logging.debug", key, v),
             "trace" | "trace_verbose" => self.set_bool("logging.trace", key, v),
             "logtime" => self.set_bool("logging.logtime", key, v),

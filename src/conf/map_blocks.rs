@@ -32,7 +32,7 @@ const CLUSTER_UNSUPPORTED: &[&str] = &[
 ];
 
 impl Mapper {
-    fn block<'v>(&mut self, key: &str, v: &'v Value) -> Option<&'v Map> {
+    pub(super) fn block<'v>(&mut self, key: &str, v: &'v Value) -> Option<&'v Map> {
         match &v.kind {
             Kind::Map(m) => Some(m),
             other => {
@@ -146,7 +146,7 @@ impl Mapper {
     }
 
     /// `users: [ {user, password|pass, nkey, permissions}, ... ]`
-    fn users(&mut self, v: &Value) -> Option<Vec<J>> {
+    pub(super) fn users(&mut self, v: &Value) -> Option<Vec<J>> {
         let Kind::Array(items) = &v.kind else {
             self.error(
                 &v.pos,

@@ -53,6 +53,7 @@ pub mod commands;
 pub mod lexer;
 pub mod load;
 pub mod map;
+pub mod map_accounts;
 pub mod map_blocks;
 pub mod map_tls;
 pub mod map_ws;

@@ -363,7 +363,11 @@ fn client_harness_conf_files_load() {
     )
     .expect("loads");
     let w = warning_texts(&l);
-    for key in ["accounts", "jetstream"] {
+    let names: Vec<&str> = l.config.accounts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["A", "B"]);
+    assert_eq!(l.config.accounts[0].users.len(), 2);
+    assert!(l.config.accounts[0].users[0].permissions.is_some());
+    for key in ["jetstream"] {
         assert!(
             w.iter()
                 .any(|x| x.contains(&format!("{key} is not supported yet"))),
@@ -616,4 +620,42 @@ fn telemetry_block_and_log_format() {
     );
     assert!(e.iter().any(|m| m.contains("invalid log_format")), "{e:?}");
     assert!(e.iter().any(|m| m.contains("sample_ratio")), "{e:?}");
+}
+
+#[test]
+fn accounts_block() {
+    let l = ok(
+        "accounts.conf",
+        r#"accounts {
+  A: { users: [ {user: a, password: a} ], exports: [ {stream: "a.>"}, {service: "svc.>"}, {stream: "priv.>", accounts: [B]} ] }
+  B: { users: [ {user: b, password: b} ], imports: [ {stream: {account: A, subject: "a.>"}, prefix: "fromA"}, {service: {account: A, subject: "svc.echo"}, to: "echo"}, {stream: {account: A, subject: "priv.x"}} ] }
+}
+"#,
+    );
+    let a = &l.config.accounts[0];
+    assert_eq!(a.name, "A");
+    assert_eq!(a.exports.len(), 3);
+    assert!(a.exports[1].service);
+    assert_eq!(a.exports[2].accounts, ["B"]);
+    let b = &l.config.accounts[1];
+    assert_eq!(b.imports[0].prefix.as_deref(), Some("fromA"));
+    assert!(!b.imports[0].service);
+    assert!(b.imports[1].service);
+    assert_eq!(b.imports[1].to.as_deref(), Some("echo"));
+    assert!(l.warnings.is_empty(), "{:?}", warning_texts(&l));
+
+    let e = errs(
+        "accounts_bad.conf",
+        "accounts { A: { exports: [{service: \"s\"}, {stream: \"p\", accounts: [B]}] }\n B: { users: [{user: x}] }\n C: { users: [{user: x}], imports: [{stream: {account: Z, subject: q}}, {stream: {account: A, subject: s}}, {stream: {account: A, subject: p}}] } }\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "\"Z\" account not defined for stream import",
+            "Error adding stream import \"s\": stream import not authorized",
+            "Error adding stream import \"p\": stream import not authorized",
+            "Duplicate user \"x\" detected",
+        ]
+    );
+    assert!(errs("accounts_g.conf", "accounts { $G: {} }\n")[0].contains("reserved"));
 }

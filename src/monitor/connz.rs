@@ -150,6 +150,18 @@ impl Row {
         }
     }
 
+    fn account(&self) -> String {
+        match &self.src {
+            Src::Open(c) => c
+                .meta
+                .lock()
+                .account
+                .as_ref()
+                .map_or_else(|| "$G".to_string(), |a| a.name.clone()),
+            Src::Closed(c) => c.account.clone(),
+        }
+    }
+
     fn user(&self) -> String {
         match &self.src {
             Src::Open(c) => c.meta.lock().user.clone(),
@@ -209,7 +221,8 @@ pub fn connz(s: &ServerShared, q: &Query<'_>) -> Result<Value, String> {
         limit = 1;
     }
     let now = SystemTime::now();
-    if q.get("acc").is_some_and(|a| a != "$G") {
+    let acc = q.get("acc");
+    if acc.is_some_and(|a| s.accounts.get(a).is_none()) {
         // nats-server answers an unknown account with an all-but-empty document.
         return Ok(json!({
             "server_id": "", "now": rfc3339(now), "num_connections": 0, "total": 0,
@@ -224,7 +237,7 @@ pub fn connz(s: &ServerShared, q: &Query<'_>) -> Result<Value, String> {
         Vec::new()
     };
     // total counts before the cid and user filters, as nats-server's does.
-    let total = if want_open { s.clients.len() } else { 0 } + closed.len();
+    let mut total = if want_open { s.clients.len() } else { 0 } + closed.len();
     let mut rows: Vec<Row> = Vec::new();
     if want_open {
         if cid > 0 {
@@ -241,6 +254,11 @@ pub fn connz(s: &ServerShared, q: &Query<'_>) -> Result<Value, String> {
             .filter(|c| cid == 0 || c.cid == cid)
             .map(Row::closed),
     );
+    if let Some(acc) = acc {
+        // nats-server serves an account's connz from that account's clients only.
+        rows.retain(|r| r.account() == acc);
+        total = rows.len();
+    }
     if let Some(user) = q.get("user") {
         rows.retain(|r| r.user() == user);
     }
@@ -331,6 +349,10 @@ fn render(r: &Row, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Val
     if auth && !user.is_empty() {
         put("authorized_user", json!(user));
     }
+    let account = r.account();
+    if auth && account != "$G" {
+        put("account", json!(account));
+    }
     if subs || detail {
         let list = sub_details(r);
         if !list.is_empty() {
@@ -344,7 +366,7 @@ fn render(r: &Row, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Val
     }
     // `account` only for accounts other than $G; name_tag falls back to the account name.
     if auth && matches!(r.src, Src::Open(_)) {
-        put("name_tag", json!("$G"));
+        put("name_tag", json!(account));
     }
     Value::Object(o)
 }

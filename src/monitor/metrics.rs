@@ -350,7 +350,7 @@ fn tern_metrics(m: &Arc<Monitor>, t: &mut Text, varz: &Value) {
         "Times a fast producer was paused for a receiver near max_pending.",
         st.stalled_clients.load(Ordering::Relaxed) as f64,
     );
-    let sl = s.sublist.stats();
+    let sl = s.accounts.total_stats();
     t.single(
         "tern_subscriptions",
         "gauge",

@@ -59,7 +59,7 @@ pub fn route_infos(s: &ServerShared, subs: bool, detail: bool) -> Vec<Value> {
                     .iter()
                     .map(|sub| {
                         let mut o = json!({
-                            "account": "$G",
+                            "account": sub.account.name,
                             "subject": String::from_utf8_lossy(&sub.subject),
                             "sid": "",
                             "msgs": sub.delivered.load(Ordering::Relaxed),

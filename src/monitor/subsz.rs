@@ -25,11 +25,15 @@ pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
     respond(subsz(&m.shared, &Query(&q)))
 }
 
-/// Stats of the account `acc` names: tern has `$G` only, any other account is empty.
+/// Stats of the account `acc` names (an unknown one is empty), or summed over all.
 pub fn stats_for(s: &ServerShared, acc: Option<&str>) -> SublistStats {
     match acc {
-        None | Some("$G") => s.sublist.stats(),
-        Some(_) => SublistStats::default(),
+        None => s.accounts.total_stats(),
+        Some(name) => s
+            .accounts
+            .get(name)
+            .map(|a| a.sublist.stats())
+            .unwrap_or_default(),
     }
 }
 
@@ -55,11 +59,14 @@ fn subsz(s: &ServerShared, q: &Query<'_>) -> Result<Value, String> {
     }
     let mut total = 0;
     let mut list = Vec::new();
-    if subs && matches!(acc, None | Some("$G")) {
-        let mut all: Vec<_> = s
-            .sublist
-            .all()
-            .into_iter()
+    if subs {
+        let accounts = match acc {
+            None => s.accounts.all(),
+            Some(name) => s.accounts.get(name).into_iter().collect(),
+        };
+        let mut all: Vec<_> = accounts
+            .iter()
+            .flat_map(|a| a.sublist.all())
             .filter(|(subj, _, _)| test.is_none_or(|t| crate::subject::matches(subj, t.as_bytes())))
             .collect();
         // The trie has no stable order; sort so that paging with offset is consistent.
@@ -70,8 +77,8 @@ fn subsz(s: &ServerShared, q: &Query<'_>) -> Result<Value, String> {
             .map(|(subj, queue, sub)| {
                 let sub = &sub.0;
                 let mut o = json!({
-                    "account": "$G",
-                    "account_tag": "$G",
+                    "account": sub.account.name,
+                    "account_tag": sub.account.name,
                     "subject": String::from_utf8_lossy(subj),
                 });
                 if let Some(qg) = queue {

@@ -200,7 +200,7 @@ pub fn build(m: &Arc<Monitor>) -> Value {
         "stalled_clients",
         json!(st.stalled_clients.load(Ordering::Relaxed)),
     );
-    put("subscriptions", json!(s.sublist.count()));
+    put("subscriptions", json!(s.accounts.total_subscriptions()));
     put("http_req_stats", Value::Object(http));
     put("config_load_time", json!(rfc3339(s.config_load_time())));
     // nats-server's digest is "" without a config file; tern computes none for files, so

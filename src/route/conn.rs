@@ -11,7 +11,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
-use super::{RegisterError, Route, GLOBAL_ACCOUNT};
+use super::{RegisterError, Route};
+use crate::account::Account;
 use crate::client::{Client, ConnKind, SubRef, Subscription};
 use crate::dispatch::{self, Msg, Origin, Pcd, Rng};
 use crate::error::CloseReason;
@@ -54,6 +55,8 @@ struct RouteConn {
     /// When our last PING left, for the route RTT in /routez.
     ping_sent_at: Option<std::time::Instant>,
     rng: Rng,
+    /// The account of the last RS+/RMSG, so runs in one account skip the registry.
+    last_account: Option<Arc<Account>>,
     pcd: Pcd,
     in_msgs: u64,
     in_bytes: u64,
@@ -195,6 +198,7 @@ where
 
     let mut rc = RouteConn {
         rng: Rng::new(cid ^ 0xA5A5_5A5A),
+        last_account: None,
         server: server.clone(),
         conn: conn.clone(),
         side,
@@ -348,9 +352,7 @@ impl RouteConn {
                 weight,
             } => {
                 self.require_registered()?;
-                if account == GLOBAL_ACCOUNT {
-                    self.remote_sub(subject, queue, weight.max(1));
-                }
+                self.remote_sub(account, subject, queue, weight.max(1));
                 Ok(())
             }
             RouteOp::Unsub {
@@ -359,9 +361,7 @@ impl RouteConn {
                 queue,
             } => {
                 self.require_registered()?;
-                if account == GLOBAL_ACCOUNT {
-                    self.remote_unsub(subject, queue);
-                }
+                self.remote_unsub(account, subject, queue);
                 Ok(())
             }
             RouteOp::Msg {
@@ -375,11 +375,18 @@ impl RouteConn {
                 self.require_registered()?;
                 self.in_msgs += 1;
                 self.in_bytes += payload.len() as u64;
-                if account != GLOBAL_ACCOUNT {
+                let Some(acc) = self.account(account) else {
+                    tracing::debug!(
+                        "{} - rid:{} - Unknown account {:?} for routed message on subject: {:?}",
+                        self.conn.addr,
+                        self.conn.cid,
+                        String::from_utf8_lossy(account),
+                        String::from_utf8_lossy(subject)
+                    );
                     return Ok(());
-                }
+                };
                 let server = &*self.server;
-                let result = server.sublist.match_subject(subject);
+                let result = acc.sublist.match_subject(subject);
                 let msg = Msg {
                     subject,
                     reply,
@@ -390,6 +397,7 @@ impl RouteConn {
                 let traced = crate::telemetry::msg::start(server, hdr_len, payload);
                 let delivered = dispatch::deliver(
                     server,
+                    &acc,
                     &result,
                     &msg,
                     &Origin::Route { queues },
@@ -412,19 +420,48 @@ impl RouteConn {
         }
     }
 
-    /// `RS+`: add or re-weigh this route's subscription.
-    fn remote_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, weight: u32) {
-        let key = interest_key(subject, queue);
+    /// The account a route names; the last one is remembered, since a peer sends runs
+    /// of protocol in one account.
+    fn account(&mut self, name: &[u8]) -> Option<Arc<Account>> {
+        if let Some(a) = &self.last_account {
+            if a.name_bytes() == name {
+                return Some(a.clone());
+            }
+        }
+        let a = self.server.accounts.get_bytes(name)?;
+        self.last_account = Some(a.clone());
+        Some(a)
+    }
+
+    /// `RS+`: add or re-weigh this route's subscription. Interest in an account this
+    /// server does not have is ignored, as nats-server does.
+    fn remote_sub(&mut self, account: &[u8], subject: &[u8], queue: Option<&[u8]>, weight: u32) {
+        let Some(acc) = self.account(account) else {
+            tracing::debug!(
+                "{} - rid:{} - Unknown account {:?} for subject {:?}",
+                self.conn.addr,
+                self.conn.cid,
+                String::from_utf8_lossy(account),
+                String::from_utf8_lossy(subject)
+            );
+            return;
+        };
+        let key = interest_key(account, subject, queue);
         let mut subs = self.conn.subs.lock();
         if let Some(existing) = subs.get(&key) {
             existing.weight.store(weight, Ordering::Relaxed);
             // Weight is read at delivery time; no sublist change needed.
             return;
         }
-        let sub = Arc::new(Subscription::new(self.conn.clone(), subject, queue, b""));
+        let sub = Arc::new(Subscription::new(
+            self.conn.clone(),
+            acc.clone(),
+            subject,
+            queue,
+            b"",
+        ));
         sub.weight.store(weight, Ordering::Relaxed);
-        if self
-            .server
+        if acc
             .sublist
             .insert(subject, queue, SubRef(sub.clone()))
             .is_ok()
@@ -433,11 +470,15 @@ impl RouteConn {
         }
     }
 
-    fn remote_unsub(&mut self, subject: &[u8], queue: Option<&[u8]>) {
-        let removed = self.conn.subs.lock().remove(&interest_key(subject, queue));
+    fn remote_unsub(&mut self, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
+        let removed = self
+            .conn
+            .subs
+            .lock()
+            .remove(&interest_key(account, subject, queue));
         if let Some(s) = removed {
-            let _ = self
-                .server
+            let _ = s
+                .account
                 .sublist
                 .remove(&s.subject, s.queue.as_deref(), &SubRef(s.clone()));
         }
@@ -633,11 +674,21 @@ impl RouteConn {
             let subs: Vec<Arc<Subscription>> =
                 self.conn.subs.lock().drain().map(|(_, s)| s).collect();
             let refs: Vec<SubRef> = subs.iter().map(|s| SubRef(s.clone())).collect();
-            self.server.sublist.remove_batch(
-                subs.iter()
-                    .zip(&refs)
-                    .map(|(s, r)| (&s.subject[..], s.queue.as_deref(), r)),
-            );
+            // One batch per account (nearly always one or a few).
+            let mut accounts: Vec<Arc<Account>> = Vec::new();
+            for s in &subs {
+                if !accounts.iter().any(|a| Arc::ptr_eq(a, &s.account)) {
+                    accounts.push(s.account.clone());
+                }
+            }
+            for acc in &accounts {
+                acc.sublist.remove_batch(
+                    subs.iter()
+                        .zip(&refs)
+                        .filter(|(s, _)| Arc::ptr_eq(&s.account, acc))
+                        .map(|(s, r)| (&s.subject[..], s.queue.as_deref(), r)),
+                );
+            }
             if was_registered {
                 tracing::info!(
                     "{} - rid:{} - Route connection to \"{}\" closed: {}",
@@ -696,16 +747,16 @@ fn parse_end(e: ParseError) -> End {
     }
 }
 
-/// Key of a remote subscription in the route's map: `subject` or `subject queue`.
-fn interest_key(subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
-    match queue {
-        None => subject.into(),
-        Some(q) => {
-            let mut k = Vec::with_capacity(subject.len() + q.len() + 1);
-            k.extend_from_slice(subject);
-            k.push(b' ');
-            k.extend_from_slice(q);
-            k.into()
-        }
+/// Key of a remote subscription in the route's map: `account subject[ queue]`.
+fn interest_key(account: &[u8], subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
+    let q = queue.unwrap_or_default();
+    let mut k = Vec::with_capacity(account.len() + subject.len() + q.len() + 2);
+    k.extend_from_slice(account);
+    k.push(b' ');
+    k.extend_from_slice(subject);
+    if queue.is_some() {
+        k.push(b' ');
+        k.extend_from_slice(q);
     }
+    k.into()
 }

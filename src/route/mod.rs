@@ -21,10 +21,11 @@ use crate::client::Client;
 use crate::protocol::encode;
 use crate::protocol::info::ServerInfo;
 
-/// The only account tern serves; interest and messages of others are tolerated and ignored.
+/// The account of clients without one, as the route protocol spells it.
 pub const GLOBAL_ACCOUNT: &[u8] = b"$G";
 
-type InterestKey = (Box<[u8]>, Option<Box<[u8]>>);
+/// (account, subject, queue).
+type InterestKey = (Box<[u8]>, Box<[u8]>, Option<Box<[u8]>>);
 
 /// A registered route to one peer server.
 #[derive(Debug)]
@@ -48,7 +49,8 @@ pub struct Route {
 
 #[derive(Default)]
 struct Inner {
-    /// Local interest per (subject, queue): clients' subscriptions only, never remote ones.
+    /// Local interest per (account, subject, queue): clients' subscriptions only, never
+    /// remote ones.
     interest: HashMap<InterestKey, u32>,
     /// Registered routes by remote server_id.
     routes: HashMap<String, Arc<Route>>,
@@ -118,12 +120,12 @@ impl RouteState {
 
     /// A local subscription was added: tell every route on a 0->1 change (plain) or
     /// on every weight change (queue), as nats-server does.
-    pub fn local_interest_added(&self, subject: &[u8], queue: Option<&[u8]>) {
+    pub fn local_interest_added(&self, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
         if !self.enabled {
             return;
         }
         let mut inner = self.inner.lock();
-        let key: InterestKey = (subject.into(), queue.map(Into::into));
+        let key: InterestKey = (account.into(), subject.into(), queue.map(Into::into));
         let n = inner.interest.entry(key).or_insert(0);
         *n += 1;
         let n = *n;
@@ -131,17 +133,17 @@ impl RouteState {
             return;
         }
         let mut line = Vec::with_capacity(subject.len() + 24);
-        encode::write_rs_plus(&mut line, GLOBAL_ACCOUNT, subject, queue.map(|q| (q, n)));
+        encode::write_rs_plus(&mut line, account, subject, queue.map(|q| (q, n)));
         broadcast(&inner, &line);
     }
 
     /// A local subscription went away (UNSUB, auto-unsubscribe, close).
-    pub fn local_interest_removed(&self, subject: &[u8], queue: Option<&[u8]>) {
+    pub fn local_interest_removed(&self, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
         if !self.enabled {
             return;
         }
         let mut inner = self.inner.lock();
-        let key: InterestKey = (subject.into(), queue.map(Into::into));
+        let key: InterestKey = (account.into(), subject.into(), queue.map(Into::into));
         let Some(n) = inner.interest.get_mut(&key) else {
             return;
         };
@@ -152,10 +154,10 @@ impl RouteState {
         }
         let mut line = Vec::with_capacity(subject.len() + 24);
         match (queue, n) {
-            (None, 0) => encode::write_rs_minus(&mut line, GLOBAL_ACCOUNT, subject, None),
+            (None, 0) => encode::write_rs_minus(&mut line, account, subject, None),
             (None, _) => return,
-            (Some(q), 0) => encode::write_rs_minus(&mut line, GLOBAL_ACCOUNT, subject, Some(q)),
-            (Some(q), n) => encode::write_rs_plus(&mut line, GLOBAL_ACCOUNT, subject, Some((q, n))),
+            (Some(q), 0) => encode::write_rs_minus(&mut line, account, subject, Some(q)),
+            (Some(q), n) => encode::write_rs_plus(&mut line, account, subject, Some((q, n))),
         }
         broadcast(&inner, &line);
     }
@@ -174,10 +176,10 @@ impl RouteState {
             return Err(RegisterError::Duplicate);
         }
         let mut dump = Vec::with_capacity(64 * inner.interest.len());
-        for ((subject, queue), n) in &inner.interest {
+        for ((account, subject, queue), n) in &inner.interest {
             encode::write_rs_plus(
                 &mut dump,
-                GLOBAL_ACCOUNT,
+                account,
                 subject,
                 queue.as_deref().map(|q| (q, *n)),
             );

@@ -135,7 +135,7 @@ fn connections(meter: &Meter, weak: &Weak<ServerShared>) {
         .with_unit("{subscription}")
         .with_description("Subscriptions in the sublist (local and remote).")
         .with_callback(move |o| {
-            if let Some(n) = with(&w, |s| s.sublist.stats().num_subscriptions) {
+            if let Some(n) = with(&w, |s| s.accounts.total_stats().num_subscriptions) {
                 o.observe(i64::try_from(n).unwrap_or(i64::MAX), &[]);
             }
         })
@@ -179,7 +179,7 @@ fn health(meter: &Meter, weak: &Weak<ServerShared>) {
         .with_unit("{lookup}")
         .with_description("Sublist match lookups.")
         .with_callback(move |o| {
-            if let Some(n) = with(&w, |s| s.sublist.stats().num_matches) {
+            if let Some(n) = with(&w, |s| s.accounts.total_stats().num_matches) {
                 o.observe(n, &[]);
             }
         })

