@@ -86,7 +86,7 @@ BAD = [
     ({"replicas": 3}, "replicas"),
     ({"config": {"cluster": {"replicas": 1}}}, "at least 2"),
     ({"config": {"monitor": {"enabled": False}}}, "/healthz"),
-    ({"config": {"websocket": {"enabled": True}}}, "websocket"),
+    ({"config": {"websocket": {"enabled": True, "tls": {"enabled": True}}}}, "websocket.tls.secretName"),
     ({"tlsCA": {"enabled": True}}, "tlsCA.configMapName"),
     ({"config": {"nats": {"tls": {"enabled": True}}}}, "config.nats.tls.secretName"),
     ({"config": {"storeDir": {"enabled": False, "pvc": {"enabled": False}}}}, "store_dir"),

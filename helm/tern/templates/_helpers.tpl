@@ -82,8 +82,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and $c.cluster.enabled (lt (int $c.cluster.replicas) 2) }}
 {{- fail (printf "config.cluster.replicas is %v: a cluster needs at least 2 (set config.cluster.enabled=false for one server)" $c.cluster.replicas) }}
 {{- end }}
-{{- if $c.websocket.enabled }}
-{{- fail "config.websocket.enabled: tern has no websocket listener yet" }}
+{{- if and $c.websocket.enabled $c.websocket.tls.enabled (not $c.websocket.tls.secretName) }}
+{{- fail "config.websocket.tls.enabled needs config.websocket.tls.secretName" }}
 {{- end }}
 {{- if $c.jetstream.enabled }}
 {{- fail "config.jetstream.enabled: tern has no JetStream" }}
