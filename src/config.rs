@@ -240,6 +240,14 @@ pub struct Config {
     /// Truncate traced message bodies to this many bytes (0 = no limit); nats `max_traced_msg_len`.
     pub max_traced_msg_len: i32,
     pub telemetry: TelemetryConfig,
+    /// Operator mode: the trusted operator JWT (a file path, or the JWT inline).
+    pub operator: Option<String>,
+    /// Account resolver; only `MEMORY` is supported.
+    pub resolver: Option<String>,
+    /// Account public key -> account JWT, for `resolver: MEMORY`.
+    pub resolver_preload: std::collections::BTreeMap<String, String>,
+    /// The system account's public key (accepted; tern has no system account events).
+    pub system_account: Option<String>,
     /// The file this config was read from (for reload); not a conf key.
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -276,6 +284,10 @@ impl Default for Config {
             allow_non_tls: false,
             max_traced_msg_len: 0,
             telemetry: TelemetryConfig::default(),
+            operator: None,
+            resolver: None,
+            resolver_preload: Default::default(),
+            system_account: None,
             config_file: None,
         }
     }

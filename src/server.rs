@@ -136,6 +136,9 @@ pub struct ServerShared {
     stop_accepting: tokio::sync::Notify,
     shutdown: watch::Sender<bool>,
     pub http_requests: DashMap<String, u64>,
+    /// Active client connections per JWT account (operator mode), for the account
+    /// JWT's `conn` limit.
+    pub account_conns: DashMap<String, i64>,
     /// Routes, local interest counts and the cluster name.
     pub routes: RouteState,
     /// This server's own client URLs (`host:port`), advertised in connect_urls.
@@ -329,12 +332,13 @@ impl ServerShared {
     }
 
     /// The async INFO sent after the first PONG to a protocol-1 client.
-    pub fn connect_info_line(&self, cid: u64, addr: &SocketAddr) -> Vec<u8> {
+    /// `account` is the account the client is bound to (`$G` without operator mode).
+    pub fn connect_info_line(&self, cid: u64, addr: &SocketAddr, account: &str) -> Vec<u8> {
         let mut info = self.info();
         info.client_id = cid;
         info.client_ip = addr.ip().to_string();
         info.connect_info = true;
-        info.remote_account = "$G".into();
+        info.remote_account = account.into();
         info.to_line()
     }
 
@@ -581,6 +585,7 @@ impl Server {
             stop_accepting: tokio::sync::Notify::new(),
             shutdown,
             http_requests: DashMap::new(),
+            account_conns: DashMap::new(),
             local_config: RwLock::new(Arc::new(config.clone())),
             cluster_overlay: RwLock::new(None),
             raft_identity: OnceLock::new(),

@@ -6,4 +6,5 @@ pub mod bench;
 pub mod cluster;
 pub mod diff;
 pub mod harness;
+pub mod jwt;
 pub mod procs;

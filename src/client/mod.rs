@@ -13,6 +13,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
+use crate::auth::operator::JwtLimits;
 use crate::auth::permissions::{self, ConnPerms};
 use crate::config::Config;
 use crate::dispatch::{self, MatchCache, Msg, Origin, Pcd, Rng};
@@ -76,6 +77,10 @@ struct Conn {
     perms: Option<ConnPerms>,
     /// `"$G/user:NAME"` tag of nats-server's violation log lines; empty without a user.
     user_tag: String,
+    /// Operator mode: the user's account and JWT limits (counted in
+    /// `ServerShared.account_conns` while connected).
+    account: Option<String>,
+    jwt: Option<JwtLimits>,
 }
 
 /// Serves one accepted client connection until it closes.
@@ -201,9 +206,12 @@ async fn run<R, S>(
             cert_names,
             perms: None,
             user_tag: String::new(),
+            account: None,
+            jwt: None,
         };
         let close = conn.read_loop(&mut rd).await;
         conn.publish_counters();
+        conn.release_account();
         close
     };
     finish(&server, &client, close, writer).await;
@@ -277,10 +285,65 @@ async fn stall(server: &ServerShared, target: &Client) {
 
 impl Conn {
     fn limits(&self) -> ParserLimits {
+        let mut max_payload = self.cfg.max_payload.max(0);
+        if let Some(j) = &self.jwt {
+            max_payload = crate::auth::operator::min_limit(j.max_payload, max_payload).max(0);
+        }
         ParserLimits {
             max_control_line: self.cfg.max_control_line.max(0) as usize,
-            max_payload: Some(self.cfg.max_payload.max(0) as usize),
+            max_payload: Some(max_payload as usize),
         }
+    }
+
+    /// The subscription limit: the server's `max_subscriptions` (0 = none) and the
+    /// JWT user's and account's `subs`; `None` = unlimited.
+    fn max_subs(&self) -> Option<usize> {
+        let server = if self.cfg.max_subscriptions > 0 {
+            self.cfg.max_subscriptions as i64
+        } else {
+            -1
+        };
+        let jwt = self.jwt.map_or(-1, |j| j.max_subs);
+        let m = crate::auth::operator::min_limit(jwt, server);
+        (m >= 0).then_some(m as usize)
+    }
+
+    /// Takes this connection out of its JWT account's connection count.
+    fn release_account(&mut self) {
+        if let Some(acc) = self.account.take() {
+            if let Some(mut n) = self.server.account_conns.get_mut(&acc) {
+                *n -= 1;
+            }
+        }
+    }
+
+    /// Binds the connection to its JWT account, refusing it when the account's `conn`
+    /// limit is reached (nats-server: `maximum account active connections exceeded`).
+    fn bind_account(&mut self, account: String, limit: i64) -> Result<(), Close> {
+        let mut n = self
+            .server
+            .account_conns
+            .entry(account.clone())
+            .or_insert(0);
+        if limit >= 0 && *n >= limit {
+            drop(n);
+            // nats-server logs this line twice (registerWithAccount and its caller).
+            for _ in 0..2 {
+                tracing::error!(
+                    "{} - cid:{} - maximum account active connections exceeded",
+                    self.client.addr,
+                    self.client.cid
+                );
+            }
+            return Err(Close::new(
+                CloseReason::MaxAccountConnectionsExceeded,
+                Some("maximum account active connections exceeded"),
+            ));
+        }
+        *n += 1;
+        drop(n);
+        self.account = Some(account);
+        Ok(())
     }
 
     /// Picks up a reloaded configuration (limits, logging, auth) between read batches.
@@ -302,6 +365,9 @@ impl Conn {
             Duration::from_secs(86400 * 365)
         });
         tokio::pin!(auth_deadline);
+        // When the user JWT expires (armed at CONNECT when it has `exp`).
+        let expiry = tokio::time::sleep(Duration::from_secs(86400 * 365));
+        tokio::pin!(expiry);
         let ping = tokio::time::sleep(self.cfg.ping_interval);
         tokio::pin!(ping);
 
@@ -339,6 +405,12 @@ impl Conn {
                     }
                     self.active = true;
                     if self.connected && !was_connected {
+                        // The JWT may have lowered max_payload.
+                        limits = self.limits();
+                        if let Some(exp) = self.jwt.map(|j| j.expires).filter(|e| *e > 0) {
+                            let left = (exp - crate::auth::jwt::now_unix()).max(0) as u64;
+                            expiry.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(left));
+                        }
                         // nats-server's first RTT ping: ~2 s after CONNECT, +0-20 %.
                         let jitter = self.rng.below(400) as u64;
                         ping.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(2000 + jitter));
@@ -347,6 +419,10 @@ impl Conn {
                 _ = &mut auth_deadline, if self.auth_required && !self.connected => {
                     tracing::error!("{} - cid:{} - authentication timeout", self.client.addr, self.client.cid);
                     return Close::new(CloseReason::AuthenticationTimeout, Some("Authentication Timeout"));
+                }
+                _ = &mut expiry, if self.jwt.is_some_and(|j| j.expires > 0) => {
+                    tracing::debug!("{} - cid:{} - User Authentication Expired", self.client.addr, self.client.cid);
+                    return Close::new(CloseReason::AuthenticationExpired, Some("User Authentication Expired"));
                 }
                 _ = &mut ping => {
                     if let Err(close) = self.ping_timer() {
@@ -548,10 +624,20 @@ impl Conn {
                 None
             }
         };
-        self.user_tag = if authed.user.is_empty() {
+        // A repeated CONNECT re-binds.
+        self.release_account();
+        if let Some(acc) = authed.account.clone() {
+            let limit = authed.jwt.map_or(-1, |j| j.account_conns);
+            self.bind_account(acc, limit)?;
+        }
+        self.jwt = authed.jwt;
+        self.user_tag = if let Some(tag) = &authed.log_tag {
+            format!("\"{tag}\" - ")
+        } else if authed.user.is_empty() {
             String::new()
         } else {
-            format!("\"$G/user:{}\" - ", authed.user)
+            let acc = authed.account.as_deref().unwrap_or("$G");
+            format!("\"{acc}/user:{}\" - ", authed.user)
         };
         {
             let mut m = self.client.meta.lock();
@@ -566,6 +652,19 @@ impl Conn {
         self.opts.headers = headers;
         self.connected = true;
         self.ok();
+        if self.max_subs() == Some(0) {
+            // A JWT limit of 0 subscriptions (a claim left unset is 0): nats-server
+            // closes the connection right after CONNECT.
+            tracing::error!(
+                "{} - cid:{} - maximum subscriptions exceeded",
+                self.client.addr,
+                self.client.cid
+            );
+            return Err(Close::new(
+                CloseReason::MaxSubscriptionsExceeded,
+                Some("maximum subscriptions exceeded"),
+            ));
+        }
         Ok(())
     }
 
@@ -573,11 +672,11 @@ impl Conn {
         self.send(encode::PONG);
         if self.connected && !self.first_pong_sent && self.opts.protocol >= 1 {
             // The async INFO after the first PONG tells the client it is bound ($G).
-            self.send(
-                &self
-                    .server
-                    .connect_info_line(self.client.cid, &self.client.addr),
-            );
+            self.send(&self.server.connect_info_line(
+                self.client.cid,
+                &self.client.addr,
+                self.account.as_deref().unwrap_or("$G"),
+            ));
             self.client.async_info.store(true, Ordering::Release);
         }
         if self.connected {
@@ -601,13 +700,13 @@ impl Conn {
             self.pcd.add(&self.client);
             return;
         }
-        let max_subs = self.cfg.max_subscriptions;
+        let max_subs = self.max_subs();
         let sub = {
             let mut subs = self.client.subs.lock();
             if subs.contains_key(sid) {
                 // nats-server keeps the first registration of a duplicate sid.
                 None
-            } else if max_subs > 0 && subs.len() >= max_subs as usize {
+            } else if max_subs.is_some_and(|m| subs.len() >= m) {
                 drop(subs);
                 self.send_err("maximum subscriptions exceeded");
                 self.pcd.add(&self.client);

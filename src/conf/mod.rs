@@ -54,6 +54,7 @@ pub mod lexer;
 pub mod load;
 pub mod map;
 pub mod map_blocks;
+pub mod map_operator;
 pub mod map_tls;
 pub mod overrides;
 pub mod parser;

