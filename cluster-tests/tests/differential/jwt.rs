@@ -191,3 +191,20 @@ fn jwt_protocol_1_async_info_names_the_account() {
         .expect(&format!("\"remote_account\":\"{}\"", acc.public_key()))
         .run();
 }
+
+#[test]
+fn jwt_user_expiring_while_connected() {
+    let mut op = OperatorSetup::default();
+    let acc = op.account(None, json!({}));
+    let exp = tern::auth::jwt::now_unix() + 2;
+    let u = user(&acc, None, json!({}), json!({ "exp": exp }));
+    Diff::new("jwt_user_expiring_while_connected")
+        .conf(&op.conf(""))
+        .send_signed(&u.seed, &u.connect_fields())
+        .sync()
+        .wait_close()
+        .expect("c0 < PONG\r\n")
+        .expect("c0 < -ERR 'User Authentication Expired'\r\n")
+        .expect_closed(0)
+        .run();
+}
