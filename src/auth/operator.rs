@@ -151,10 +151,16 @@ impl OperatorMode {
             (false, true) => acc.exp,
             (false, false) => 0,
         };
+        // nats-server names the user `nkey:KEY` when CONNECT also carried `nkey`, else
+        // `jwt:USER` (what clients with a .creds file send).
+        let who = match c.nkey.as_deref().filter(|k| !k.is_empty()) {
+            Some(k) => format!("nkey:{k}"),
+            None => format!("jwt:{}", juc.sub),
+        };
         let log_tag = if acc.claim_name.is_empty() {
-            format!("{}/nkey:{}", acc.name, juc.sub)
+            format!("{}/{who}", acc.name)
         } else {
-            format!("{}/{}/nkey:{}", acc.name, acc.claim_name, juc.sub)
+            format!("{}/{}/{who}", acc.name, acc.claim_name)
         };
         Ok(Authed {
             log_tag: Some(log_tag),

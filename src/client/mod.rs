@@ -26,6 +26,7 @@ use crate::protocol::{Op, ParseError, Parser, ParserLimits};
 use crate::server::{ClosedConn, ServerShared};
 use crate::subject;
 
+mod jwt_limits;
 mod shared;
 pub use shared::*;
 
@@ -293,57 +294,6 @@ impl Conn {
             max_control_line: self.cfg.max_control_line.max(0) as usize,
             max_payload: Some(max_payload as usize),
         }
-    }
-
-    /// The subscription limit: the server's `max_subscriptions` (0 = none) and the
-    /// JWT user's and account's `subs`; `None` = unlimited.
-    fn max_subs(&self) -> Option<usize> {
-        let server = if self.cfg.max_subscriptions > 0 {
-            self.cfg.max_subscriptions as i64
-        } else {
-            -1
-        };
-        let jwt = self.jwt.map_or(-1, |j| j.max_subs);
-        let m = crate::auth::operator::min_limit(jwt, server);
-        (m >= 0).then_some(m as usize)
-    }
-
-    /// Takes this connection out of its JWT account's connection count.
-    fn release_account(&mut self) {
-        if let Some(acc) = self.account.take() {
-            if let Some(mut n) = self.server.account_conns.get_mut(&acc) {
-                *n -= 1;
-            }
-        }
-    }
-
-    /// Binds the connection to its JWT account, refusing it when the account's `conn`
-    /// limit is reached (nats-server: `maximum account active connections exceeded`).
-    fn bind_account(&mut self, account: String, limit: i64) -> Result<(), Close> {
-        let mut n = self
-            .server
-            .account_conns
-            .entry(account.clone())
-            .or_insert(0);
-        if limit >= 0 && *n >= limit {
-            drop(n);
-            // nats-server logs this line twice (registerWithAccount and its caller).
-            for _ in 0..2 {
-                tracing::error!(
-                    "{} - cid:{} - maximum account active connections exceeded",
-                    self.client.addr,
-                    self.client.cid
-                );
-            }
-            return Err(Close::new(
-                CloseReason::MaxAccountConnectionsExceeded,
-                Some("maximum account active connections exceeded"),
-            ));
-        }
-        *n += 1;
-        drop(n);
-        self.account = Some(account);
-        Ok(())
     }
 
     /// Picks up a reloaded configuration (limits, logging, auth) between read batches.
@@ -617,6 +567,7 @@ impl Conn {
                     ));
                 }
             };
+        self.bind_jwt(&authed)?;
         self.perms = match authed.perms {
             Some(p) => Some(ConnPerms::new(p, &self.client.perm_hook)),
             None => {
@@ -624,13 +575,6 @@ impl Conn {
                 None
             }
         };
-        // A repeated CONNECT re-binds.
-        self.release_account();
-        if let Some(acc) = authed.account.clone() {
-            let limit = authed.jwt.map_or(-1, |j| j.account_conns);
-            self.bind_account(acc, limit)?;
-        }
-        self.jwt = authed.jwt;
         self.user_tag = if let Some(tag) = &authed.log_tag {
             format!("\"{tag}\" - ")
         } else if authed.user.is_empty() {
@@ -652,19 +596,7 @@ impl Conn {
         self.opts.headers = headers;
         self.connected = true;
         self.ok();
-        if self.max_subs() == Some(0) {
-            // A JWT limit of 0 subscriptions (a claim left unset is 0): nats-server
-            // closes the connection right after CONNECT.
-            tracing::error!(
-                "{} - cid:{} - maximum subscriptions exceeded",
-                self.client.addr,
-                self.client.cid
-            );
-            return Err(Close::new(
-                CloseReason::MaxSubscriptionsExceeded,
-                Some("maximum subscriptions exceeded"),
-            ));
-        }
+        self.check_zero_subs()?;
         Ok(())
     }
 

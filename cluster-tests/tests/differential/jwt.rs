@@ -208,3 +208,70 @@ fn jwt_user_expiring_while_connected() {
         .expect_closed(0)
         .run();
 }
+
+/// The refused CONNECT is logged as nats-server logs it in operator mode: the bare
+/// `authentication error` line (no user or nkey named), and the permission violation
+/// line names `ACCOUNT/ACCOUNT_NAME/nkey:USER`.
+#[test]
+fn jwt_log_lines_match_nats_server() {
+    use cluster_tests::diff::{reference_bin, tern_bin, ServerProc, ServerSetup};
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::{Duration, Instant};
+    let mut op = OperatorSetup::default();
+    let acc = op.account(None, json!({}));
+    let u = user(&acc, None, json!({ "pub": { "deny": ["no"] } }), json!({}));
+    let setup = ServerSetup {
+        conf: Some(op.conf("")),
+        ..Default::default()
+    };
+    let wanted = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter_map(|l| l.split_once(" - cid:").map(|(_, rest)| rest))
+            .filter(|l| l.contains("authentication error") || l.contains("Violation"))
+            .map(|l| l.split_once(" - ").map_or(l, |(_, r)| r).to_string())
+            .collect()
+    };
+    let mut logs = Vec::new();
+    for bin in [reference_bin(), tern_bin()] {
+        let s = ServerProc::start(&bin, &setup).expect("server starts");
+        // Bad signature, then a user publishing where its JWT denies it.
+        for connect in [
+            format!("CONNECT {{{},\"sig\":\"AAAA\"}}\r\n", u.connect_fields()),
+            String::new(),
+        ] {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+            c.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut rd = BufReader::new(c.try_clone().expect("clone"));
+            let mut info = String::new();
+            rd.read_line(&mut info).expect("INFO");
+            let out = if connect.is_empty() {
+                use base64::Engine as _;
+                let nonce: serde_json::Value =
+                    serde_json::from_str(info.trim().trim_start_matches("INFO ")).expect("json");
+                let kp = nkeys::KeyPair::from_seed(&u.seed).expect("seed");
+                let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+                    kp.sign(nonce["nonce"].as_str().expect("nonce").as_bytes())
+                        .expect("sign"),
+                );
+                format!(
+                    "CONNECT {{{},\"sig\":\"{sig}\"}}\r\nPUB no 1\r\nx\r\nPING\r\n",
+                    u.connect_fields()
+                )
+            } else {
+                connect
+            };
+            c.write_all(out.as_bytes()).expect("write");
+            let mut line = String::new();
+            rd.read_line(&mut line).expect("reply");
+            assert!(line.starts_with("-ERR"), "{line}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while wanted(&s.log()).len() < 2 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        logs.push(wanted(&s.log()));
+    }
+    assert_eq!(logs[0].len(), 2, "{logs:?}");
+    assert_eq!(logs[0], logs[1]);
+}
