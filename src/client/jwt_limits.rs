@@ -21,7 +21,7 @@ impl Conn {
 
     /// Takes this connection out of its JWT account's connection count.
     pub(super) fn release_account(&mut self) {
-        if let Some(acc) = self.account.take() {
+        if let Some(acc) = self.jwt_account.take() {
             if let Some(mut n) = self.server.account_conns.get_mut(&acc) {
                 *n -= 1;
             }
@@ -53,7 +53,7 @@ impl Conn {
         }
         *n += 1;
         drop(n);
-        self.account = Some(account);
+        self.jwt_account = Some(account);
         Ok(())
     }
 

@@ -80,7 +80,7 @@ struct Conn {
     user_tag: String,
     /// Operator mode: the user's account and JWT limits (counted in
     /// `ServerShared.account_conns` while connected).
-    account: Option<String>,
+    jwt_account: Option<String>,
     jwt: Option<JwtLimits>,
 }
 
@@ -207,7 +207,7 @@ async fn run<R, S>(
             cert_names,
             perms: None,
             user_tag: String::new(),
-            account: None,
+            jwt_account: None,
             jwt: None,
         };
         let close = conn.read_loop(&mut rd).await;
@@ -607,7 +607,7 @@ impl Conn {
             self.send(&self.server.connect_info_line(
                 self.client.cid,
                 &self.client.addr,
-                self.account.as_deref().unwrap_or("$G"),
+                self.jwt_account.as_deref().unwrap_or("$G"),
             ));
             self.client.async_info.store(true, Ordering::Release);
         }
