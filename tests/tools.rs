@@ -255,7 +255,7 @@ fn creds_in_operator_mode() {
     let op_jwt = issue::operator(&op, json!({}));
     let acc_jwt = issue::account(&op, &acc.public_key(), json!({}));
     let conf = dir.join("op.conf");
-    std::fs::write(&dir.join("op.jwt"), &op_jwt).expect("write jwt");
+    std::fs::write(dir.join("op.jwt"), &op_jwt).expect("write jwt");
     std::fs::write(
         &conf,
         format!(

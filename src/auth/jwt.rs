@@ -255,7 +255,9 @@ pub fn decode<N: DeserializeOwned>(token: &str, kind: &str) -> Result<Claims<N>,
 impl<N> Claims<N> {
     /// Neither expired nor before `nbf` at `now` (unix seconds).
     pub fn time_valid(&self, now: i64) -> bool {
-        !(self.exp > 0 && now > self.exp) && !(self.nbf > 0 && now < self.nbf)
+        let expired = self.exp > 0 && now > self.exp;
+        let early = self.nbf > 0 && now < self.nbf;
+        !expired && !early
     }
 }
 
