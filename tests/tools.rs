@@ -295,6 +295,19 @@ fn creds_in_operator_mode() {
     let out = finish(sub, T);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "signed\n");
+    // bench signs each of its connections' nonces.
+    let out = run(
+        &[
+            "bench", "jwt.b", "--msgs", "2000", "--size", "16", "--pub", "1", "--sub", "1", "-s",
+            &s.url, "--creds", &good,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Pub/Sub stats:"),
+        "{out:?}"
+    );
 
     // Without credentials, or with an expired user: refused at CONNECT.
     for args in [vec![], vec!["--creds", expired.as_str()]] {
