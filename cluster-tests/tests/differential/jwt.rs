@@ -275,3 +275,50 @@ fn jwt_log_lines_match_nats_server() {
     assert_eq!(logs[0].len(), 2, "{logs:?}");
     assert_eq!(logs[0], logs[1]);
 }
+
+#[test]
+fn jwt_revocation_bearer_nbf_and_default_permissions() {
+    let now = tern::auth::jwt::now_unix();
+    let revoked_key = nkeys::KeyPair::new_user();
+    let mut op = OperatorSetup::default();
+    // Users without permissions of their own get the account's default_permissions.
+    let acc_kp = nkeys::KeyPair::new_account();
+    let acc_jwt = tern::auth::jwt::issue::account(
+        &op.operator,
+        &acc_kp.public_key(),
+        json!({
+            "revocations": { revoked_key.public_key(): now + 60 },
+            "default_permissions": { "pub": { "deny": ["locked"] } }
+        }),
+    );
+    op.preload.push((acc_kp.public_key(), acc_jwt));
+    let revoked = {
+        let jwt =
+            tern::auth::jwt::issue::user(&acc_kp, &revoked_key.public_key(), json!({}), json!({}));
+        cluster_tests::jwt::UserCreds {
+            jwt,
+            seed: revoked_key.seed().expect("seed"),
+            public: revoked_key.public_key(),
+        }
+    };
+    let bearer = user(&acc_kp, None, json!({ "bearer_token": true }), json!({}));
+    let early = user(&acc_kp, None, json!({}), json!({ "nbf": now + 3600 }));
+    Diff::new("jwt_revocation_bearer_nbf_and_default_permissions")
+        .conf(&op.conf(""))
+        .send_signed(&revoked.seed, &revoked.connect_fields())
+        .wait_close()
+        .on(1)
+        // A bearer token needs no signature.
+        .send(format!("CONNECT {{{}}}\r\n", bearer.connect_fields()))
+        .sync()
+        .send("SUB locked 1\r\nPUB locked 1\r\nx\r\n")
+        .sync()
+        .on(2)
+        .send_signed(&early.seed, &early.connect_fields())
+        .wait_close()
+        .expect("c0 < -ERR 'Authorization Violation'\r\n")
+        .expect("c1 < -ERR 'Permissions Violation for Publish to \"locked\"'\r\n")
+        .expect("c2 < -ERR 'Authorization Violation'\r\n")
+        .expect_open(1)
+        .run();
+}
