@@ -63,7 +63,10 @@ for vf in value_files:
             conf = doc["data"]["tern.conf"]
             with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
                 f.write(conf)
-            env = dict(os.environ, SERVER_NAME="tern-0")
+            # What the StatefulSet puts in the pod's environment.
+            env = dict(os.environ, SERVER_NAME="tern-0",
+                       CONTROL_ADVERTISE="tern-0.tern-headless:6250",
+                       TERN_CONTROL_TOKEN="from-a-secret")
             r = subprocess.run([tern, "config", "check", f.name], env=env,
                                capture_output=True, text=True)
             os.unlink(f.name)
@@ -84,7 +87,10 @@ BAD = [
     ({"config": {"cluster": {"replicas": 1}}}, "at least 2"),
     ({"config": {"monitor": {"enabled": False}}}, "/healthz"),
     ({"config": {"websocket": {"enabled": True}}}, "websocket"),
-    ({"tlsCA": {"enabled": True}}, "TLS"),
+    ({"tlsCA": {"enabled": True}}, "tlsCA.configMapName"),
+    ({"config": {"nats": {"tls": {"enabled": True}}}}, "config.nats.tls.secretName"),
+    ({"config": {"storeDir": {"enabled": False, "pvc": {"enabled": False}}}}, "store_dir"),
+    ({"config": {"raft": {"port": "6250"}}}, "port"),
 ]
 print("== values that must fail")
 for values, words in BAD:

@@ -123,6 +123,12 @@ pub struct ClusterConfig {
     pub bootstrap_expect: Option<u32>,
     /// Voters cap (default 5); further nodes stay learners.
     pub max_voters: Option<u32>,
+    /// `cluster { tls { } }`: routes run TLS from the first byte, both ways (the
+    /// dialing side is the TLS client and presents the same certificate).
+    pub tls: Option<TlsConfig>,
+    /// `cluster { control_tls { } }`: TLS on the gRPC control listener and for the
+    /// Raft peer clients; `verify: true` requires a client certificate (mTLS).
+    pub control_tls: Option<TlsConfig>,
 }
 
 impl ClusterConfig {
@@ -144,6 +150,9 @@ pub struct Logging {
     pub ports_file_dir: Option<PathBuf>,
     #[serde(deserialize_with = "size::deserialize_u64")]
     pub log_size_limit: u64,
+    /// `logfile_max_num`: log files kept, the active one included (0 = all). Older
+    /// rotated files are removed after each rotation, as nats-server does.
+    pub log_max_num: u32,
     /// `log_format: json` / `--log_json`: one JSON object per line instead of nats text.
     pub log_format: LogFormat,
 }
@@ -189,6 +198,7 @@ impl Default for Logging {
             pid_file: None,
             ports_file_dir: None,
             log_size_limit: 0,
+            log_max_num: 0,
             log_format: LogFormat::Text,
         }
     }

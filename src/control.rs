@@ -105,6 +105,12 @@ pub async fn start(shared: &Arc<ServerShared>) -> Result<Option<ControlHandle>, 
         name: shared.server_name.clone(),
         cluster_name: cfg.cluster.name.clone(),
         token: cfg.cluster.control_token.clone(),
+        tls: match &cfg.cluster.control_tls {
+            Some(t) => {
+                Some(cluster::control_tls::peer_client_config(t).map_err(StartError::Config)?)
+            }
+            None => None,
+        },
         bootstrap_expect: cfg.cluster.bootstrap_expect,
         has_seeds: !cfg.cluster.routes.is_empty(),
         max_voters: cfg
@@ -129,6 +135,7 @@ pub async fn start(shared: &Arc<ServerShared>) -> Result<Option<ControlHandle>, 
         .await
         .map_err(StartError::Config)?;
     let _ = shared.raft_identity.set((node.id, control_addr));
+    let _ = shared.raft_node.set(node.clone());
     tracing::info!(
         "Listening for control (Raft, admin) connections on {}",
         fmt_host_port(&host, addr.port())
@@ -139,7 +146,14 @@ pub async fn start(shared: &Arc<ServerShared>) -> Result<Option<ControlHandle>, 
     tokio::spawn(bridge(shared.clone(), node.membership(), routes_tx));
 
     let mut shutdown = shared.shutdown_rx();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = &cfg.cluster.control_tls {
+        let tls = cluster::control_tls::server_config(t).map_err(StartError::Config)?;
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| StartError::Config(format!("control_tls: {e}")))?;
+    }
+    let router = builder
         .add_service(cluster::service::raft_service(node.clone()))
         .add_service(crate::admin::admin_service(node.clone(), shared.clone()));
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -161,8 +175,11 @@ async fn bridge(
     routes: watch::Sender<MemberRoutes>,
 ) {
     let mut shutdown = shared.shutdown_rx();
+    let mut seen: Option<ClusterState> = None;
     loop {
         let s = rx.borrow_and_update().clone();
+        raft_spans(&shared, seen.as_ref(), &s);
+        seen = Some(s.clone());
         if s.config_version > 0 {
             shared.set_cluster_config(s.config.clone());
         }
@@ -190,6 +207,50 @@ async fn bridge(
             _ = shutdown.wait_for(|s| *s) => return,
             r = rx.changed() => if r.is_err() { return },
         }
+    }
+}
+
+/// OpenTelemetry spans for control-plane events (a no-op unless telemetry is on): a
+/// new leader, a membership change, a cluster config version applied. Each is an
+/// instant span on the node that saw it; comparing nodes' spans shows how long the
+/// change took to reach each of them.
+fn raft_spans(shared: &ServerShared, old: Option<&ClusterState>, new: &ClusterState) {
+    use opentelemetry::KeyValue;
+    let now = std::time::SystemTime::now();
+    let id = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let node = KeyValue::new("tern.raft.node_id", id(new.node_id));
+    if old.map(|o| o.leader) != Some(new.leader) {
+        if let Some(l) = new.leader {
+            let mut attrs = vec![node.clone(), KeyValue::new("tern.raft.leader_id", id(l))];
+            if let Some(p) = old.and_then(|o| o.leader) {
+                attrs.push(KeyValue::new("tern.raft.previous_leader_id", id(p)));
+            }
+            crate::telemetry::admin(shared, "tern.raft.leader_change", now, attrs);
+        }
+    }
+    let ids = |s: &ClusterState| s.members.keys().copied().collect::<Vec<_>>();
+    if old.is_some_and(|o| ids(o) != ids(new) || o.removed != new.removed) {
+        crate::telemetry::admin(
+            shared,
+            "tern.raft.membership_change",
+            now,
+            vec![
+                node.clone(),
+                KeyValue::new("tern.raft.members", new.members.len() as i64),
+                KeyValue::new("tern.raft.removed", new.removed.len() as i64),
+            ],
+        );
+    }
+    if old.map(|o| o.config_version) != Some(new.config_version) && new.config_version > 0 {
+        crate::telemetry::admin(
+            shared,
+            "tern.raft.config_applied",
+            now,
+            vec![
+                node,
+                KeyValue::new("tern.cluster.config_version", id(new.config_version)),
+            ],
+        );
     }
 }
 

@@ -29,6 +29,7 @@ pub enum CloseReason {
     RouteRemoved,
     ClusterNameConflict,
     DuplicateServerName,
+    TlsHandshakeFailure,
 }
 
 impl CloseReason {
@@ -57,6 +58,7 @@ impl CloseReason {
             CloseReason::RouteRemoved => "Route Removed",
             CloseReason::ClusterNameConflict => "Cluster Name Conflict",
             CloseReason::DuplicateServerName => "Duplicate Server Name",
+            CloseReason::TlsHandshakeFailure => "TLS Handshake Failure",
         }
     }
 }

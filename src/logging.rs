@@ -160,6 +160,8 @@ struct Sink {
 
 /// `logfile_size_limit` in bytes (0 = none). Global like the logger; changed on reload.
 static SIZE_LIMIT: AtomicU64 = AtomicU64::new(0);
+/// `logfile_max_num` (0 = keep every rotated file).
+static MAX_NUM: AtomicU64 = AtomicU64::new(0);
 
 /// The shared writer handed to the fmt layer.
 #[derive(Clone)]
@@ -175,7 +177,11 @@ impl Write for LogSink {
         // Checked after the write, as nats-server does: a line is never split across files.
         if limit > 0 && s.written >= limit && s.path.is_some() {
             // A failed rotation keeps logging to the current file rather than losing lines.
-            let _ = rotate(&mut s);
+            if rotate(&mut s).is_ok() {
+                if let Some(path) = s.path.clone() {
+                    purge_backups(&path, MAX_NUM.load(Ordering::Relaxed));
+                }
+            }
         }
         Ok(n)
     }
@@ -197,6 +203,54 @@ fn rotate(s: &mut Sink) -> std::io::Result<()> {
     s.w = Box::new(open_append(&path)?);
     s.written = 0;
     Ok(())
+}
+
+/// Removes the oldest rotated files so that at most `max_num` files remain, the
+/// active one included (nats-server's logfile_max_num). Backups are recognised by the
+/// `<file>.<timestamp>` name `rotate` gives them; the fixed-width timestamp sorts by age.
+/// Returns the removed names. The sink lock is held, so failures are not logged here
+/// (logging would re-enter it); a file left behind is retried at the next rotation.
+fn purge_backups(path: &Path, max_num: u64) -> Vec<PathBuf> {
+    if max_num == 0 {
+        return Vec::new();
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(base) = path.file_name().and_then(|b| b.to_str()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{base}.");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut backups: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.strip_prefix(&prefix).is_some_and(is_backup_stamp))
+        .collect();
+    backups.sort();
+    let keep = (max_num - 1) as usize;
+    let excess = backups.len().saturating_sub(keep);
+    let mut removed = Vec::new();
+    for name in backups.into_iter().take(excess) {
+        let p = dir.join(&name);
+        if std::fs::remove_file(&p).is_ok() {
+            removed.push(p);
+        }
+    }
+    removed
+}
+
+/// `YYYY.MM.DD.hh.mm.ss.nnnnnnnnn`, the suffix `timestamp_for_file` makes.
+fn is_backup_stamp(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    let widths = [4, 2, 2, 2, 2, 2, 9];
+    parts.len() == widths.len()
+        && parts
+            .iter()
+            .zip(widths)
+            .all(|(p, w)| p.len() == w && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Go's `2006.01.02.15.04.05.000000000` in UTC (nats-server's backup suffix).
@@ -279,6 +333,7 @@ pub fn init_with(l: &Logging) -> std::io::Result<()> {
     {
         let _ = LEVEL.set(handle);
         set_size_limit(l.log_size_limit);
+        set_max_num(l.log_max_num);
         if l.log_file.is_some() {
             let _ = FILE.set(sink);
         }
@@ -289,6 +344,11 @@ pub fn init_with(l: &Logging) -> std::io::Result<()> {
 /// Applies a new `logfile_size_limit` (reload).
 pub fn set_size_limit(limit: u64) {
     SIZE_LIMIT.store(limit, Ordering::Relaxed);
+}
+
+/// Applies a new `logfile_max_num` (reload).
+pub fn set_max_num(n: u32) {
+    MAX_NUM.store(u64::from(n), Ordering::Relaxed);
 }
 
 fn open_append(p: &Path) -> std::io::Result<std::fs::File> {
@@ -342,6 +402,44 @@ pub fn fatal(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purge_keeps_the_newest_backups_and_the_active_file() {
+        let dir = std::env::temp_dir().join(format!("tern-logpurge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("t.log");
+        std::fs::write(&log, "active").unwrap();
+        let stamps = [
+            "2026.01.01.00.00.00.000000001",
+            "2026.01.01.00.00.00.000000002",
+            "2026.01.02.00.00.00.000000000",
+            "2026.02.01.00.00.00.000000000",
+        ];
+        for s in stamps {
+            std::fs::write(dir.join(format!("t.log.{s}")), s).unwrap();
+        }
+        // Not backups of t.log: left alone whatever their age.
+        std::fs::write(dir.join("t.log.old"), "x").unwrap();
+        std::fs::write(dir.join("other.log.2020.01.01.00.00.00.000000000"), "x").unwrap();
+        let removed = purge_backups(&log, 3);
+        let names: Vec<String> = removed
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                format!("t.log.{}", stamps[0]),
+                format!("t.log.{}", stamps[1])
+            ]
+        );
+        for s in &stamps[2..] {
+            assert!(dir.join(format!("t.log.{s}")).exists());
+        }
+        assert!(log.exists() && dir.join("t.log.old").exists());
+        assert!(purge_backups(&log, 0).is_empty(), "0 keeps everything");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn backup_suffix_is_go_layout() {

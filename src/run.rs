@@ -207,6 +207,7 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
         crate::logging::set_level(merged.logging.debug, merged.logging.trace);
     }
     crate::logging::set_size_limit(merged.logging.log_size_limit);
+    crate::logging::set_max_num(merged.logging.log_max_num);
     shared.set_config(merged);
     tracing::info!("Reloaded server configuration");
     let refused = refused.join(",");

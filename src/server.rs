@@ -43,6 +43,9 @@ pub struct Stats {
     /// Closed connections per close reason (tern_connections_closed_total); bumped once
     /// per close, so a mutex is cheap and new reasons need no new field.
     pub closed_by_reason: Mutex<BTreeMap<&'static str, u64>>,
+    /// PING→PONG round trips of client connections and of routes (/metrics histograms).
+    pub client_rtt: crate::monitor::histogram::Histogram,
+    pub route_rtt: crate::monitor::histogram::Histogram,
 }
 
 /// A closed connection as kept for `/connz?state=closed`.
@@ -64,6 +67,7 @@ pub struct ClosedConn {
     pub last_activity: SystemTime,
     pub rtt: Option<Duration>,
     pub user: String,
+    pub tls: Option<crate::client::TlsSession>,
     /// The subscriptions held at close (nats-server keeps them for `subs=1|detail`).
     pub subs: Vec<ClosedSub>,
 }
@@ -100,6 +104,7 @@ impl ClosedConn {
             last_activity: c.last_activity(),
             rtt: meta.rtt,
             user: meta.user,
+            tls: meta.tls,
             subs: subs
                 .iter()
                 .map(|s| ClosedSub {
@@ -158,6 +163,8 @@ pub struct ServerShared {
     cluster_overlay: RwLock<Option<crate::cluster::shared_config::SharedConfig>>,
     /// (Raft node id, control address), advertised in route INFO when Raft runs.
     pub raft_identity: OnceLock<(u64, String)>,
+    /// The Raft node, for /metrics (term, leader, indexes); unset without Raft.
+    pub raft_node: OnceLock<Arc<crate::cluster::ClusterNode>>,
     /// Why /healthz answers 503 (Raft has not applied what it saw at start).
     not_ready: Mutex<Option<String>>,
 }
@@ -283,6 +290,8 @@ impl ServerShared {
             port,
             headers: true,
             auth_required: cfg.cluster.authorization.required(),
+            tls_required: cfg.cluster.tls.is_some(),
+            tls_verify: cfg.cluster.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: cfg.max_payload,
             cluster: self.routes.cluster_name(),
             cluster_dynamic: self.routes.name_is_dynamic(),
@@ -589,6 +598,7 @@ impl Server {
             local_config: RwLock::new(Arc::new(config.clone())),
             cluster_overlay: RwLock::new(None),
             raft_identity: OnceLock::new(),
+            raft_node: OnceLock::new(),
             not_ready: Mutex::new(None),
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),
@@ -613,6 +623,36 @@ impl Server {
             );
             monitor_addr = Some(maddr);
             tasks.push(tokio::spawn(crate::monitor::serve(shared.clone(), ml)));
+        } else if let Some(sport) = shared.config().https_port {
+            // nats-server: `http` wins when both are set; HTTPS needs the tls block.
+            let cfg = shared.config();
+            let Some(tls) = cfg.tls.clone() else {
+                return Err(StartError::Config(
+                    "TLS cert and key required for HTTPS".into(),
+                ));
+            };
+            let no_client_certs = crate::config::TlsConfig {
+                verify: false,
+                verify_and_map: false,
+                ..tls
+            };
+            let acceptor = crate::net::tls::server_config(&no_client_certs)
+                .map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)))
+                .map_err(StartError::Config)?;
+            let host = cfg.http_host.clone().unwrap_or_else(|| cfg.host.clone());
+            let sport = if sport < 0 { 0 } else { sport as u16 };
+            let ml = bind(&host, sport).await?;
+            let maddr = ml.local_addr()?;
+            tracing::info!(
+                "Starting https monitor on {}",
+                fmt_host_port(&host, maddr.port())
+            );
+            monitor_addr = Some(maddr);
+            tasks.push(tokio::spawn(crate::monitor::serve_tls(
+                shared.clone(),
+                ml,
+                acceptor,
+            )));
         }
 
         tracing::info!(

@@ -133,6 +133,69 @@ fn log_file_rotates_at_size_limit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `logfile_max_num: 2` keeps the active file and one backup however often it rotates.
+#[test]
+fn rotated_log_files_beyond_logfile_max_num_are_removed() {
+    let dir = tmpdir("log", "maxnum");
+    let log = dir.join("tern.log");
+    let conf = dir.join("tern.conf");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &conf,
+        format!(
+            "logfile: \"{}\"\nlogfile_size_limit: 300\nlogfile_max_num: 2\ndebug: true\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut child = tern()
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
+        .arg(&conf)
+        .spawn()
+        .unwrap();
+    let backups = || -> Vec<PathBuf> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("tern.log."))
+            })
+            .collect()
+    };
+    // Each connection logs debug lines; keep connecting until the startup banner (in
+    // the first backup) has been rotated out and purged.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = c.write_all(b"CONNECT {}\r\nPING\r\n");
+            let mut r = BufReader::new(c);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+        }
+        let b = backups();
+        let banner_gone = b.len() == 1
+            && !std::fs::read_to_string(&b[0])
+                .unwrap_or_default()
+                .contains("Starting nats-server");
+        if banner_gone {
+            break;
+        }
+        assert!(b.len() <= 2, "more than one backup kept: {b:?}");
+        assert!(Instant::now() < deadline, "no purge seen in {dir:?}: {b:?}");
+    }
+    kill(&mut child);
+    assert!(backups().len() <= 1, "{:?}", backups());
+    assert!(log.exists(), "the active log file stays");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn sighup_changes_log_level_keeps_connections_and_reports_fixed_options() {
     let dir = tmpdir("log", "reload-level");

@@ -7,4 +7,5 @@ pub mod cluster;
 pub mod diff;
 pub mod harness;
 pub mod jwt;
+pub mod pki;
 pub mod procs;

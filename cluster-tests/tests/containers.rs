@@ -125,6 +125,49 @@ impl Compose {
             .flatten()
     }
 
+    /// `tern cluster ARGS` run inside node `i`'s container (the image has no shell;
+    /// exec runs the binary itself): (exit ok, stdout + stderr).
+    fn cluster_cli(&self, i: usize, args: &[&str]) -> (bool, String) {
+        let mut a = vec!["exec", "-T", NODES[i], "/tern", "cluster"];
+        a.extend_from_slice(args);
+        let out = run(&mut self.cmd(&a));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Waits until node `i` reports one Raft group: a leader and the three nodes as
+    /// voters, named by their server names. Returns the group's cluster id.
+    async fn wait_raft(&self, i: usize, limit: Duration, what: &str) -> String {
+        let t0 = Instant::now();
+        loop {
+            let (ok, out) = self.cluster_cli(i, &["status", "--json"]);
+            if ok {
+                let v: serde_json::Value = serde_json::from_str(out.trim())
+                    .unwrap_or_else(|e| panic!("{what}: status --json: {e}: {out}"));
+                let mut names: Vec<String> = v["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| matches!(m["role"].as_str(), Some("leader" | "voter")))
+                    .filter_map(|m| m["name"].as_str().map(String::from))
+                    .collect();
+                names.sort();
+                if v["leader_id"].as_u64().unwrap_or(0) != 0 && names == NODES {
+                    return v["cluster_id"].as_str().unwrap_or_default().to_string();
+                }
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "{what}: no Raft group of n1..n3 after {limit:?}: {out}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits until every node is healthy in Docker's view and sees two routes.
     async fn wait_mesh(&self, limit: Duration, what: &str) -> Duration {
         let t0 = Instant::now();
@@ -281,6 +324,19 @@ async fn compose_cluster_failover_partition_and_rolling_restart() {
     let c = Compose::up();
     let took = c.wait_mesh(Duration::from_secs(60), "compose up").await;
     println!("cluster up and meshed in {took:.1?}");
+    // 0. Raft formed one group from the compose confs alone (bootstrap_expect 3), the
+    // same on every node; the Helm scale-in command finds every member by its server
+    // name and so removes nothing.
+    let group = c.wait_raft(0, Duration::from_secs(30), "compose up").await;
+    for i in 1..3 {
+        assert_eq!(
+            c.wait_raft(i, Duration::from_secs(10), "compose up").await,
+            group
+        );
+    }
+    let (ok, out) = c.cluster_cli(0, &["remove", "--all-except", "n1", "n2", "n3"]);
+    assert!(ok && out.contains("no member to remove"), "{out}");
+    println!("Raft group {group}: n1, n2, n3 voters with a leader");
     let mut table = Vec::new();
 
     // 1. docker kill the publisher's node, then the subscriber's node.
@@ -423,4 +479,10 @@ async fn compose_cluster_failover_partition_and_rolling_restart() {
     for (phase, (sent, received, _)) in &table {
         assert!(*sent > 100 && *received > 0, "{phase}: no traffic");
     }
+    // Kills, a partition and a rolling restart later: still the same group, whole.
+    assert_eq!(
+        c.wait_raft(1, Duration::from_secs(30), "after the drills")
+            .await,
+        group
+    );
 }

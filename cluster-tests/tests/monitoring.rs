@@ -439,7 +439,16 @@ fn parse_exposition(text: &str) -> Exposition {
         let v: f64 = value
             .parse()
             .unwrap_or_else(|_| panic!("bad value in {line}"));
-        assert!(e.types.contains_key(name), "sample {name} before its TYPE");
+        // A histogram's samples are its family name plus _bucket, _sum or _count.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| name.strip_suffix(suffix))
+            .find(|f| e.types.get(*f).map(String::as_str) == Some("histogram"))
+            .unwrap_or(name);
+        assert!(
+            e.types.contains_key(family),
+            "sample {name} before its TYPE"
+        );
         e.samples.push((name.to_string(), map, v));
     }
     e

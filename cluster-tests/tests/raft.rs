@@ -69,7 +69,7 @@ async fn wait_group(nodes: &[&ServerHandle], members: usize) -> usize {
 
 async fn admin(n: &ServerHandle) -> AdminServiceClient<Channel> {
     let addr = n.control_addr().expect("control listener").to_string();
-    AdminServiceClient::new(channel(&addr).expect("channel"))
+    AdminServiceClient::new(channel(&addr, None).expect("channel"))
 }
 
 async fn start_three(expect: Option<u32>) -> Vec<ServerHandle> {

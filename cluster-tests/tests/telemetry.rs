@@ -331,6 +331,63 @@ async fn metrics_and_connection_spans() {
     h.shutdown().await;
 }
 
+/// Control-plane spans: a Raft node that initialises its own group reports the leader
+/// change and, after a cluster config commit, the version it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_leader_and_config_spans() {
+    let (rx, addr) = receiver().await;
+    let dir = std::env::temp_dir().join(format!(
+        "tern-otel-raft-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let mut cfg = cluster_tests::cluster::node_config(0, "O", None);
+    cfg.store_dir = Some(dir.clone());
+    cfg.cluster.control_listen = Some("127.0.0.1:0".into());
+    cfg.telemetry = telemetry_to(addr);
+    cfg.telemetry.metrics = Some(false);
+    let h = start(cfg).await;
+    let id = h.shared.server_id.clone();
+    wait_until(WAIT, "a leader", || async {
+        h.cluster().unwrap().metrics().current_leader.is_some()
+    })
+    .await;
+    let control = h.control_addr().unwrap().to_string();
+    let mut admin = tern::cluster::proto::admin::admin_service_client::AdminServiceClient::new(
+        tern::cluster::network::channel(&control, None).unwrap(),
+    );
+    admin
+        .set_config(tern::cluster::proto::admin::SetConfigRequest {
+            json: r#"{"max_payload": 2048}"#.into(),
+            dry_run: false,
+        })
+        .await
+        .expect("committed");
+    let node_id = h.cluster().unwrap().id.to_string();
+    wait_until(WAIT, "leader_change and config_applied spans", || async {
+        flush(&h).await;
+        let r = rx.0.lock().await;
+        let span = |name: &str| {
+            r.spans
+                .iter()
+                .find(|s| s.instance == id && s.name == name)
+                .cloned()
+        };
+        matches!(
+            (span("tern.raft.leader_change"), span("tern.raft.config_applied")),
+            (Some(l), Some(c))
+                if l.attr("tern.raft.leader_id").as_deref() == Some(node_id.as_str())
+                    && c.attr("tern.cluster.config_version").as_deref() == Some("1")
+        )
+    })
+    .await;
+    h.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_off_by_default() {
     let h = start(local_config()).await;

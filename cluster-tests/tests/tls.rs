@@ -3,85 +3,14 @@
 //! `allow_non_tls`, certificate reload, and what a plain client on a TLS port gets
 //! (differential against nats-server).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_tests::diff::Diff;
 use cluster_tests::harness::start;
+use cluster_tests::pki::Pki;
 use futures::StreamExt;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
 use tern::config::{TlsConfig, User};
 use tern::Config;
-
-/// A CA with a server certificate (localhost, 127.0.0.1) and client certificates, as PEM
-/// files in a private temp dir (removed on drop).
-struct Pki {
-    dir: PathBuf,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let dir = std::env::temp_dir().join(format!("tern-tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, format!("tern test CA {name}"));
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let issuer =
-            CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("ca");
-        std::fs::write(dir.join("ca.pem"), issuer.pem()).expect("write ca");
-        let pki = Pki { dir, issuer };
-        let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .expect("server params");
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        pki.issue("server", server);
-        pki
-    }
-
-    fn issue(&self, name: &str, mut params: CertificateParams) {
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.issuer).expect("sign");
-        std::fs::write(self.path(&format!("{name}-cert.pem")), cert.pem()).expect("write");
-        std::fs::write(self.path(&format!("{name}-key.pem")), key.serialize_pem()).expect("write");
-    }
-
-    /// A client certificate with an email SAN.
-    fn client(&self, name: &str, email: &str) {
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("client params");
-        p.subject_alt_names = vec![SanType::Rfc822Name(email.try_into().expect("ia5"))];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(name, p);
-    }
-
-    fn path(&self, f: &str) -> PathBuf {
-        self.dir.join(f)
-    }
-
-    fn tls(&self) -> TlsConfig {
-        TlsConfig {
-            cert_file: Some(self.path("server-cert.pem")),
-            key_file: Some(self.path("server-key.pem")),
-            ca_file: Some(self.path("ca.pem")),
-            ..TlsConfig::default()
-        }
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn config(tls: TlsConfig) -> Config {
     let mut c = Config::local();

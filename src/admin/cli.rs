@@ -19,6 +19,17 @@ pub struct ClusterArgs {
     pub token: Option<String>,
     pub json: bool,
     pub cmd: ClusterCmd,
+    /// TLS to a `control_tls` listener: `--tlscacert` turns it on; `--tlscert` and
+    /// `--tlskey` present a client certificate (needed with `verify: true`).
+    pub tls: ClientTls,
+}
+
+/// `--tlscacert`, `--tlscert`, `--tlskey`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,22 +37,29 @@ pub enum ClusterCmd {
     Status,
     Members,
     Remove(u64),
+    /// Removes every member whose server name is not listed (Helm scale-in hook).
+    RemoveAllExcept(Vec<String>),
     Drain(u64),
     TransferLeader(u64),
     ConfigGet,
-    ConfigSet { file: PathBuf, dry_run: bool },
+    ConfigSet {
+        file: PathBuf,
+        dry_run: bool,
+    },
     ConfigHistory,
 }
 
 pub const USAGE: &str = "usage: tern cluster [--server host:port] [--token T] [--json] \
-status | members | remove NODE | drain [NODE] | transfer-leader NODE | \
+[--tlscacert CA [--tlscert CERT --tlskey KEY]] \
+status | members | remove NODE | remove --all-except NAME... | drain [NODE] | transfer-leader NODE | \
 config get | config set FILE [--dry-run] | config history";
 
 /// Parses the arguments after `cluster`.
 pub fn parse(args: &[String]) -> Result<ClusterArgs, String> {
     let mut server = "127.0.0.1:6250".to_string();
     let mut token = std::env::var("TERN_CONTROL_TOKEN").ok();
-    let (mut json, mut dry_run) = (false, false);
+    let (mut json, mut dry_run, mut all_except) = (false, false, false);
+    let mut tls = ClientTls::default();
     let mut words = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -64,7 +82,11 @@ pub fn parse(args: &[String]) -> Result<ClusterArgs, String> {
             (true, "server" | "s") => server = value(&mut i)?,
             (true, "token") => token = Some(value(&mut i)?),
             (true, "json") => json = true,
+            (true, "tlscacert") => tls.ca = Some(value(&mut i)?.into()),
+            (true, "tlscert") => tls.cert = Some(value(&mut i)?.into()),
+            (true, "tlskey") => tls.key = Some(value(&mut i)?.into()),
             (true, "dry-run" | "dry_run") => dry_run = true,
+            (true, "all-except" | "all_except") => all_except = true,
             (true, other) => return Err(format!("unknown flag --{other}; {USAGE}")),
             (false, _) => words.push(a.to_string()),
         }
@@ -79,6 +101,12 @@ pub fn parse(args: &[String]) -> Result<ClusterArgs, String> {
     let cmd = match w.as_slice() {
         ["status"] => ClusterCmd::Status,
         ["members"] => ClusterCmd::Members,
+        ["remove", keep @ ..] if all_except => {
+            if keep.is_empty() {
+                return Err(format!("--all-except needs the names to keep; {USAGE}"));
+            }
+            ClusterCmd::RemoveAllExcept(keep.iter().map(|s| s.to_string()).collect())
+        }
         ["remove", _] => ClusterCmd::Remove(node(words.get(1))?),
         ["drain"] => ClusterCmd::Drain(0),
         ["drain", _] => ClusterCmd::Drain(node(words.get(1))?),
@@ -91,11 +119,15 @@ pub fn parse(args: &[String]) -> Result<ClusterArgs, String> {
         ["config", "history"] => ClusterCmd::ConfigHistory,
         _ => return Err(USAGE.into()),
     };
+    if tls.ca.is_none() && (tls.cert.is_some() || tls.key.is_some()) {
+        return Err(format!("--tlscert/--tlskey need --tlscacert; {USAGE}"));
+    }
     Ok(ClusterArgs {
         server,
         token,
         json,
         cmd,
+        tls,
     })
 }
 
@@ -129,7 +161,15 @@ pub async fn run(a: ClusterArgs) -> i32 {
 }
 
 async fn execute(a: &ClusterArgs) -> Result<String, String> {
-    let mut c = AdminServiceClient::new(channel(&a.server)?);
+    let tls = match &a.tls.ca {
+        Some(ca) => Some(crate::cluster::control_tls::client_config(
+            Some(ca),
+            a.tls.cert.as_deref(),
+            a.tls.key.as_deref(),
+        )?),
+        None => None,
+    };
+    let mut c = AdminServiceClient::new(channel(&a.server, tls.as_ref())?);
     let t = a.token.as_deref();
     let to = Duration::from_secs(15);
     let err = |s: tonic::Status| format!("{} ({:?})", s.message(), s.code());
@@ -150,6 +190,28 @@ async fn execute(a: &ClusterArgs) -> Result<String, String> {
                 json!({"removed": id}).to_string()
             } else {
                 format!("node {id} removed")
+            })
+        }
+        ClusterCmd::RemoveAllExcept(keep) => {
+            let s = c
+                .status(request(StatusRequest {}, t, to))
+                .await
+                .map_err(err)?
+                .into_inner();
+            let gone = members_to_remove(&s.members, keep)?;
+            for m in &gone {
+                c.remove_node(request(RemoveNodeRequest { node_id: m.0 }, t, to))
+                    .await
+                    .map_err(|e| format!("removing node {} ({}): {}", m.0, m.1, err(e)))?;
+            }
+            Ok(if a.json {
+                json!({"removed": gone.iter().map(|m| m.0).collect::<Vec<_>>()}).to_string()
+            } else if gone.is_empty() {
+                "no member to remove".to_string()
+            } else {
+                let names: Vec<String> =
+                    gone.iter().map(|m| format!("{} ({})", m.0, m.1)).collect();
+                format!("removed {}", names.join(", "))
             })
         }
         ClusterCmd::Drain(id) => {
@@ -314,6 +376,22 @@ fn render_status(s: &StatusReply, json: bool, members_only: bool) -> String {
     out
 }
 
+/// The (id, name) of the members not named in `keep`. Refuses when no member is named
+/// in `keep`: a wrong name prefix must not empty the cluster.
+fn members_to_remove(members: &[Member], keep: &[String]) -> Result<Vec<(u64, String)>, String> {
+    if !members.iter().any(|m| keep.contains(&m.name)) {
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        return Err(format!(
+            "none of {keep:?} is a member (members: {names:?}); refusing to remove anything"
+        ));
+    }
+    Ok(members
+        .iter()
+        .filter(|m| !keep.contains(&m.name))
+        .map(|m| (m.node_id, m.name.clone()))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,11 +417,39 @@ mod tests {
                 cmd: ClusterCmd::ConfigSet {
                     file: "c.json".into(),
                     dry_run: true
-                }
+                },
+                tls: ClientTls::default(),
             }
         );
         assert!(p(&["remove", "abc"]).is_err());
+        assert_eq!(
+            p(&["remove", "--all-except", "t-0", "t-1"]).unwrap().cmd,
+            ClusterCmd::RemoveAllExcept(vec!["t-0".into(), "t-1".into()])
+        );
+        assert!(p(&["remove", "--all-except"]).is_err());
         assert!(p(&["frob"]).is_err());
         assert!(p(&["status", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn all_except_keeps_named_members_and_refuses_a_wrong_prefix() {
+        let m = |id: u64, name: &str| Member {
+            node_id: id,
+            name: name.into(),
+            ..Default::default()
+        };
+        let members = [m(1, "t-0"), m(2, "t-1"), m(3, "t-2"), m(4, "t-3")];
+        let keep = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            members_to_remove(&members, &keep(&["t-0", "t-1", "t-2"])).unwrap(),
+            vec![(4, "t-3".to_string())]
+        );
+        assert!(
+            members_to_remove(&members, &keep(&["t-0", "t-1", "t-2", "t-3"]))
+                .unwrap()
+                .is_empty()
+        );
+        let e = members_to_remove(&members, &keep(&["east-t-0"])).unwrap_err();
+        assert!(e.contains("refusing"), "{e}");
     }
 }

@@ -52,7 +52,7 @@ fn forwarded<T>(r: &Request<T>) -> bool {
 impl Admin {
     /// A client to `addr` carrying our token, for a request forwarded once.
     fn peer(&self, addr: &str) -> Result<AdminServiceClient<Channel>, Status> {
-        channel(addr)
+        channel(addr, self.node.opts.tls.as_ref())
             .map(AdminServiceClient::new)
             .map_err(Status::unavailable)
     }

@@ -103,14 +103,24 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
     let Some(tls) = sec.tls.clone() else {
         // Plain TCP keeps its owned halves (no lock between reader and writer).
         let (rd, wr) = stream.into_split();
-        let id = Identity { cid, addr, nonce };
+        let id = Identity {
+            cid,
+            addr,
+            nonce,
+            tls: None,
+        };
         let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_tcp_writer(s, c, wr, d);
         return run(server, sec, id, Some(info), Vec::new(), rd, spawn).await;
     };
     match crate::net::tls::accept(&tls, stream, addr, cid, &info).await {
         Ok(Accepted::Plain(stream)) => {
             let (rd, wr) = stream.into_split();
-            let id = Identity { cid, addr, nonce };
+            let id = Identity {
+                cid,
+                addr,
+                nonce,
+                tls: None,
+            };
             let spawn =
                 move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_tcp_writer(s, c, wr, d);
             run(server, sec, id, None, Vec::new(), rd, spawn).await
@@ -120,9 +130,16 @@ pub async fn serve(server: Arc<ServerShared>, stream: TcpStream, addr: SocketAdd
             send_info,
             cert_names,
         }) => {
+            let mut session = crate::net::peer_tls::session(stream.get_ref().1);
+            session.first = tls.cfg.handshake_first && send_info;
             let (rd, wr) = tokio::io::split(*stream);
             let info = send_info.then_some(info);
-            let id = Identity { cid, addr, nonce };
+            let id = Identity {
+                cid,
+                addr,
+                nonce,
+                tls: Some(session),
+            };
             let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| spawn_writer(s, c, wr, d);
             run(server, sec, id, info, cert_names, rd, spawn).await
         }
@@ -139,6 +156,8 @@ struct Identity {
     cid: u64,
     addr: SocketAddr,
     nonce: String,
+    /// The TLS session, shown in /connz.
+    tls: Option<TlsSession>,
 }
 
 /// The connection after its transport is ready: `info` is pushed first when the TLS
@@ -161,10 +180,16 @@ async fn run<R, S>(
         Duration,
     ) -> tokio::task::JoinHandle<Option<CloseReason>>,
 {
-    let Identity { cid, addr, nonce } = id;
+    let Identity {
+        cid,
+        addr,
+        nonce,
+        tls,
+    } = id;
     let cfg_gen = server.config_generation();
     let cfg = server.config();
     let client = Arc::new(Client::new(cid, addr, cfg.max_pending as usize));
+    client.meta.lock().tls = tls;
     if let Some(info) = info {
         client.out.push(&info);
     }
@@ -512,7 +537,9 @@ impl Conn {
             Op::Pong => {
                 self.pings_out = 0;
                 if let Some(at) = self.ping_sent_at.take() {
-                    self.client.meta.lock().rtt = Some(at.elapsed());
+                    let rtt = at.elapsed();
+                    self.client.meta.lock().rtt = Some(rtt);
+                    self.server.stats.client_rtt.observe(rtt);
                 }
                 Ok(())
             }

@@ -73,6 +73,29 @@ pub struct ConnMeta {
     pub version: String,
     pub user: String,
     pub rtt: Option<Duration>,
+    /// The TLS session, for /connz and /routez; `None` on plain connections.
+    pub tls: Option<TlsSession>,
+}
+
+/// What monitoring shows of a connection's TLS session.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSession {
+    /// "1.3" or "1.2", as nats-server prints it.
+    pub version: String,
+    /// IANA name (`TLS_AES_128_GCM_SHA256`).
+    pub cipher: String,
+    /// The peer's certificate chain (/connz `tls_peer_certs` with `auth=1`).
+    pub peer_certs: Vec<PeerCert>,
+    /// The handshake came before INFO (`handshake_first`).
+    pub first: bool,
+}
+
+/// One entry of /connz `tls_peer_certs` (nats-server's TLSPeerCert).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PeerCert {
+    pub subject: String,
+    pub subject_pk_sha256: String,
+    pub cert_sha256: String,
 }
 
 /// The part of a client connection other connections touch.

@@ -63,7 +63,7 @@ enum Step {
 }
 
 pub async fn hello(node: &ClusterNode, addr: &str) -> Option<HelloReply> {
-    let mut client = RaftServiceClient::new(channel(addr).ok()?);
+    let mut client = RaftServiceClient::new(channel(addr, node.opts.tls.as_ref()).ok()?);
     let req = HelloRequest {
         node_id: node.id,
         control_addr: node.opts.control_addr.clone(),
@@ -147,7 +147,9 @@ async fn round(node: &Arc<ClusterNode>, discover: &Discover) -> Step {
 async fn join(node: &ClusterNode, addr: &str) {
     let mut target = addr.to_string();
     for _ in 0..2 {
-        let Ok(ch) = channel(&target) else { return };
+        let Ok(ch) = channel(&target, node.opts.tls.as_ref()) else {
+            return;
+        };
         let mut client = RaftServiceClient::new(ch);
         let req = JoinRequest {
             node_id: node.id,

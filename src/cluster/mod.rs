@@ -14,6 +14,7 @@
 //! `bootstrap_expect`, a node with no seed routes bootstraps alone and seeded nodes wait
 //! to join.
 
+pub mod control_tls;
 pub mod formation;
 pub mod network;
 pub mod raft;
@@ -66,6 +67,8 @@ pub struct ControlOptions {
     pub name: String,
     pub cluster_name: Option<String>,
     pub token: Option<String>,
+    /// Client TLS towards other control listeners (`control_tls`).
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
     pub bootstrap_expect: Option<u32>,
     /// Seed routes are configured: without `bootstrap_expect` this node waits to join.
     pub has_seeds: bool,
@@ -144,6 +147,7 @@ impl ClusterNode {
         let cfg = raft::raft_config(opts.cluster_name.as_deref().unwrap_or("tern"))?;
         let network = network::Network {
             token: opts.token.clone(),
+            tls: opts.tls.clone(),
         };
         let committed_at_start = log.committed().map(|l| l.index);
         let raft = Raft::new(

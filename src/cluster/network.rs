@@ -17,7 +17,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 pub use tonic::transport::Channel;
-use tonic::transport::Endpoint;
+use tonic::transport::{ClientTlsConfig, Endpoint};
 
 use super::proto::raft::raft_service_client::RaftServiceClient;
 use super::proto::raft::RaftPayload;
@@ -25,11 +25,19 @@ use super::raft::{NodeId, TernNode, TypeConfig};
 
 /// A channel to `addr` (`host:port`) that connects on first use and reconnects after a
 /// loss, so a restarted peer is reached again without rebuilding the client.
-pub fn channel(addr: &str) -> Result<Channel, String> {
-    let ep = Endpoint::from_shared(format!("http://{addr}"))
+/// With `tls` the channel speaks TLS (the host of `addr` must be in the peer's
+/// certificate).
+pub fn channel(addr: &str, tls: Option<&ClientTlsConfig>) -> Result<Channel, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(|e| format!("bad control address \"{addr}\": {e}"))?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true);
+    if let Some(t) = tls {
+        ep = ep
+            .tls_config(t.clone())
+            .map_err(|e| format!("control TLS for \"{addr}\": {e}"))?;
+    }
     Ok(ep.connect_lazy())
 }
 
@@ -49,6 +57,7 @@ pub fn request<T>(msg: T, token: Option<&str>, timeout: Duration) -> tonic::Requ
 #[derive(Clone)]
 pub struct Network {
     pub token: Option<String>,
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -58,7 +67,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             target,
             node: node.clone(),
-            client: channel(&node.control_addr).map(RaftServiceClient::new),
+            client: channel(&node.control_addr, self.tls.as_ref()).map(RaftServiceClient::new),
             token: self.token.clone(),
         }
     }

@@ -53,8 +53,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "remote_syslog",
     "syslog_name",
     "logtime_utc",
-    "logfile_max_num",
-    "log_max_num",
     "connect_error_reports",
     "reconnect_error_reports",
     "default_js_domain",
@@ -344,6 +342,9 @@ impl Mapper {
             "ports_file_dir" => self.set_string("logging.ports_file_dir", key, v),
             "logfile_size_limit" | "log_size_limit" => {
                 self.set_int("logging.log_size_limit", key, v, 0, i64::MAX)
+            }
+            "logfile_max_num" | "log_max_num" => {
+                self.set_int("logging.log_max_num", key, v, 0, i64::from(u32::MAX))
             }
             "log_format" => self.log_format(v),
             "store_dir" => self.set_string("store_dir", key, v),

@@ -21,7 +21,6 @@ struct AuthBlock {
 }
 
 const CLUSTER_UNSUPPORTED: &[&str] = &[
-    "tls",
     "permissions",
     "pool_size",
     "accounts",
@@ -260,6 +259,8 @@ impl Mapper {
                 "ping_interval" => self.set_duration("cluster.ping_interval", &key, v),
                 "ping_max" => self.set_int("cluster.ping_max", &key, v, 0, u32::MAX.into()),
                 "authorization" => self.cluster_auth(v),
+                "tls" => self.tls_block("cluster.tls", &e.key_pos, v),
+                "control_tls" => self.tls_block("cluster.control_tls", &e.key_pos, v),
                 "control_listen" | "control_advertise" | "control_token" => {
                     self.set_string(&format!("cluster.{key}"), &key, v)
                 }

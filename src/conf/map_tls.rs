@@ -28,20 +28,26 @@ const TLS_UNSUPPORTED: &[&str] = &[
 
 impl Mapper {
     pub(super) fn tls(&mut self, kpos: &Pos, v: &Value) {
+        self.tls_block("tls", kpos, v)
+    }
+
+    /// A tls block placed at `prefix` (`tls`, `cluster.tls`, `cluster.control_tls`).
+    pub(super) fn tls_block(&mut self, prefix: &str, kpos: &Pos, v: &Value) {
         let Some(m) = v.as_map() else {
             return self.error(&v.pos, "tls must be a map");
         };
+        let k = |f: &str| format!("{prefix}.{f}");
         // Present even when empty, so `tls {}` is reported as missing a certificate.
-        self.set("tls.verify", J::Bool(false), kpos);
+        self.set(&k("verify"), J::Bool(false), kpos);
         for e in &m.entries {
             let key = e.key.to_ascii_lowercase();
             let v = &e.value;
             match key.as_str() {
-                "cert_file" => self.set_string("tls.cert_file", &key, v),
-                "key_file" => self.set_string("tls.key_file", &key, v),
-                "ca_file" => self.set_string("tls.ca_file", &key, v),
-                "verify" => self.set_bool("tls.verify", &key, v),
-                "verify_and_map" => self.set_bool("tls.verify_and_map", &key, v),
+                "cert_file" => self.set_string(&k("cert_file"), &key, v),
+                "key_file" => self.set_string(&k("key_file"), &key, v),
+                "ca_file" => self.set_string(&k("ca_file"), &key, v),
+                "verify" => self.set_bool(&k("verify"), &key, v),
+                "verify_and_map" => self.set_bool(&k("verify_and_map"), &key, v),
                 "timeout" => {
                     // Seconds (int or float) or a duration string, as nats-server takes it.
                     let d = match &v.kind {
@@ -58,26 +64,26 @@ impl Mapper {
                         }
                     };
                     if let Some(d) = d {
-                        self.set("tls.timeout", J::String(format_duration(d)), &v.pos);
+                        self.set(&k("timeout"), J::String(format_duration(d)), &v.pos);
                     }
                 }
                 "handshake_first" | "first" | "immediate" => match &v.kind {
-                    Kind::Bool(b) => self.set("tls.handshake_first", J::Bool(*b), &v.pos),
+                    Kind::Bool(b) => self.set(&k("handshake_first"), J::Bool(*b), &v.pos),
                     Kind::Str(s) if s.eq_ignore_ascii_case("auto") => {
                         // nats-server's "auto" is a 50 ms fallback delay.
-                        self.set("tls.handshake_first", J::Bool(true), &v.pos);
+                        self.set(&k("handshake_first"), J::Bool(true), &v.pos);
                         self.set(
-                            "tls.handshake_first_fallback",
+                            &k("handshake_first_fallback"),
                             J::String("50ms".into()),
                             &v.pos,
                         );
                     }
                     Kind::Str(_) => {
                         if let Some(d) = self.duration(&key, v) {
-                            self.set("tls.handshake_first", J::Bool(true), &v.pos);
+                            self.set(&k("handshake_first"), J::Bool(true), &v.pos);
                             if !d.is_zero() {
                                 self.set(
-                                    "tls.handshake_first_fallback",
+                                    &k("handshake_first_fallback"),
                                     J::String(format_duration(d)),
                                     &v.pos,
                                 );

@@ -181,7 +181,12 @@ fn compare(a: &Row, b: &Row, by: SortBy) -> CmpOrdering {
 }
 
 pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
-    respond(connz(&m.shared, &Query(&q)))
+    // A large page (10k connections, subs=detail) takes milliseconds of CPU to build
+    // and serialise: on the blocking pool it never holds an async worker that client
+    // and route tasks are waiting for.
+    tokio::task::spawn_blocking(move || respond(connz(&m.shared, &Query(&q))))
+        .await
+        .unwrap_or_else(|e| respond(Err(format!("connz: {e}"))))
 }
 
 /// The /connz document for these query parameters (also used for `gnatsd_connz_*`).
@@ -261,7 +266,7 @@ fn render(r: &Row, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Val
     let mut put = |k: &str, v: Value| {
         o.insert(k.to_string(), v);
     };
-    let (addr, name, lang, version, user) = match &r.src {
+    let (addr, name, lang, version, user, tls) = match &r.src {
         Src::Open(c) => {
             let m = c.meta.lock();
             (
@@ -270,6 +275,7 @@ fn render(r: &Row, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Val
                 m.lang.clone(),
                 m.version.clone(),
                 m.user.clone(),
+                m.tls.clone(),
             )
         }
         Src::Closed(c) => (
@@ -278,6 +284,7 @@ fn render(r: &Row, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Val
             c.lang.clone(),
             c.version.clone(),
             c.user.clone(),
+            c.tls.clone(),
         ),
     };
     put("cid", json!(r.cid));
@@ -304,6 +311,17 @@ fn render(r: &Row, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Val
     for (k, v) in [("name", name), ("lang", lang), ("version", version)] {
         if !v.is_empty() {
             put(k, json!(v));
+        }
+    }
+    if let Some(t) = tls {
+        put("tls_version", json!(t.version));
+        put("tls_cipher_suite", json!(t.cipher));
+        // nats-server shows the peer's certificates only with auth=1.
+        if auth && !t.peer_certs.is_empty() {
+            put("tls_peer_certs", json!(t.peer_certs));
+        }
+        if t.first {
+            put("tls_first", json!(true));
         }
     }
     if auth && !user.is_empty() {

@@ -32,30 +32,34 @@ use super::format::Query;
 use super::{connz, routez, subsz, varz, Monitor, St};
 
 pub async fn handle(State(m): St) -> Response {
+    // Off the async workers, as /connz: a scrape reads every connection.
+    let text = tokio::task::spawn_blocking(move || render(&m))
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&m),
+        text,
     )
         .into_response()
 }
 
 /// Text exposition writer: one `# HELP`/`# TYPE` header per family, then its samples.
-struct Text {
+pub(super) struct Text {
     out: String,
     server_id: String,
 }
 
 impl Text {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.out, "# HELP {name} {help}");
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
     }
 
     /// A sample with `server_id` plus `labels`.
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
+    pub(super) fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
         self.out.push_str(name);
         self.out.push_str("{server_id=\"");
         escape_into(&mut self.out, &self.server_id.clone());
@@ -70,7 +74,7 @@ impl Text {
         self.out.push('\n');
     }
 
-    fn single(&mut self, name: &str, kind: &str, help: &str, v: f64) {
+    pub(super) fn single(&mut self, name: &str, kind: &str, help: &str, v: f64) {
         self.family(name, kind, help);
         self.sample(name, &[], v);
     }
@@ -152,6 +156,7 @@ pub fn render(m: &Arc<Monitor>) -> String {
     );
 
     tern_metrics(m, &mut t, &varz);
+    super::metrics_cluster::render(s, &mut t);
     t.out
 }
 

@@ -11,7 +11,9 @@ mod accountz;
 mod connz;
 mod format;
 mod healthz;
+pub mod histogram;
 mod metrics;
+mod metrics_cluster;
 mod routez;
 mod subsz;
 mod varz;
@@ -61,6 +63,82 @@ const ENDPOINTS: &[(&str, &str)] = &[
 ];
 
 pub async fn serve(shared: Arc<ServerShared>, listener: TcpListener) {
+    serve_on(shared, listener).await
+}
+
+/// Monitoring over TLS (`https_port` / `-ms`) with the client `tls { }` certificate.
+/// Like nats-server, no client certificate is asked for even with `verify`.
+pub async fn serve_tls(
+    shared: Arc<ServerShared>,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let local = listener.local_addr();
+    let mut shutdown = shared.shutdown_rx();
+    // Handshakes run in their own tasks, so a slow or silent client does not hold up
+    // the others; finished ones are handed to axum through the channel.
+    tokio::spawn(async move {
+        loop {
+            let (stream, addr) = tokio::select! {
+                _ = crate::server::stopped(&mut shutdown) => return,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::error!("Temporary HTTPS Accept Error ({e})");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let hs = acceptor.accept(stream);
+                match tokio::time::timeout(std::time::Duration::from_secs(5), hs).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send((tls, addr)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!("{addr} - HTTPS TLS handshake error: {e}"),
+                    Err(_) => tracing::debug!("{addr} - HTTPS TLS handshake timeout"),
+                }
+            });
+        }
+    });
+    let Ok(local) = local else { return };
+    serve_on(shared, TlsListener { rx, local }).await
+}
+
+/// Connections whose TLS handshake completed, as an axum listener.
+struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    local: std::net::SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(x) => x,
+            // The accept task ended (shutdown): wait for graceful shutdown to finish.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+async fn serve_on<L>(shared: Arc<ServerShared>, listener: L)
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
     let mut shutdown = shared.shutdown_rx();
     let state = Arc::new(Monitor {
         shared,

@@ -129,7 +129,17 @@ pub fn cluster_varz(c: &Config) -> Value {
     if !cl.routes.is_empty() {
         v["urls"] = json!(cl.routes);
     }
-    v["tls_timeout"] = json!(crate::config::defaults::TLS_TIMEOUT.as_secs_f64());
+    let tls_timeout = cl
+        .tls
+        .as_ref()
+        .map_or(crate::config::defaults::TLS_TIMEOUT, |t| t.timeout());
+    v["tls_timeout"] = json!(tls_timeout.as_secs_f64());
+    if let Some(t) = &cl.tls {
+        v["tls_required"] = json!(true);
+        if t.verify {
+            v["tls_verify"] = json!(true);
+        }
+    }
     v
 }
 

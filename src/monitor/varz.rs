@@ -162,7 +162,11 @@ pub fn build(m: &Arc<Monitor>) -> Value {
     put("mqtt", json!({}));
     put("websocket", json!({}));
     put("jetstream", json!({}));
-    put("tls_timeout", json!(defaults::TLS_TIMEOUT.as_secs_f64()));
+    let tls_timeout = c
+        .tls
+        .as_ref()
+        .map_or(defaults::TLS_TIMEOUT, |t| t.timeout());
+    put("tls_timeout", json!(tls_timeout.as_secs_f64()));
     put("write_deadline", json!(c.write_deadline.as_nanos() as u64));
     put("start", json!(rfc3339(s.start)));
     put("now", json!(rfc3339(now)));

@@ -4,6 +4,7 @@
 //! Built at start and again on reload (SIGHUP), so new certificates and users apply to
 //! new connections while existing ones keep running.
 
+pub mod peer_tls;
 pub mod tls;
 
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use crate::config::Config;
 pub struct Security {
     pub auth: Authenticator,
     pub tls: Option<Arc<tls::TlsSetup>>,
+    /// `cluster { tls { } }`: route connections made after a reload use the new one.
+    pub route_tls: Option<Arc<peer_tls::PeerTls>>,
 }
 
 impl Security {
@@ -26,6 +29,16 @@ impl Security {
             Some(t) => Some(Arc::new(tls::TlsSetup::build(t, cfg.allow_non_tls)?)),
             None => None,
         };
-        Ok(Security { auth, tls })
+        let route_tls = match &cfg.cluster.tls {
+            Some(t) => Some(Arc::new(
+                peer_tls::PeerTls::build(t).map_err(|e| format!("cluster tls: {e}"))?,
+            )),
+            None => None,
+        };
+        Ok(Security {
+            auth,
+            tls,
+            route_tls,
+        })
     }
 }

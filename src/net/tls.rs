@@ -49,50 +49,74 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// The certificate chain and key named by `cert_file` and `key_file`.
+pub(crate) fn load_identity(
+    cfg: &TlsConfig,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let cert_file = cfg
+        .cert_file
+        .as_deref()
+        .ok_or("missing 'cert_file' in TLS configuration")?;
+    let key_file = cfg
+        .key_file
+        .as_deref()
+        .ok_or("missing 'key_file' in TLS configuration")?;
+    let certs = read_certs(cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("error loading key {}: {e}", key_file.display()))?;
+    Ok((certs, key))
+}
+
+/// The CA bundle in `ca` as a root store.
+pub(crate) fn read_roots(ca: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for c in read_certs(ca)? {
+        roots
+            .add(c)
+            .map_err(|e| format!("bad CA certificate in {}: {e}", ca.display()))?;
+    }
+    Ok(roots)
+}
+
 impl TlsSetup {
+    /// The acceptor, for listeners that share the client certificate (HTTPS monitoring).
+    pub fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+
     pub fn build(cfg: &TlsConfig, allow_non_tls: bool) -> Result<TlsSetup, String> {
-        let cert_file = cfg
-            .cert_file
-            .as_deref()
-            .ok_or("missing 'cert_file' in TLS configuration")?;
-        let key_file = cfg
-            .key_file
-            .as_deref()
-            .ok_or("missing 'key_file' in TLS configuration")?;
-        let certs = read_certs(cert_file)?;
-        let key = PrivateKeyDer::from_pem_file(key_file)
-            .map_err(|e| format!("error loading key {}: {e}", key_file.display()))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?;
-        let builder = if cfg.verify_clients() {
-            let ca = cfg
-                .ca_file
-                .as_deref()
-                .ok_or("tls verify requires a ca_file")?;
-            let mut roots = RootCertStore::empty();
-            for c in read_certs(ca)? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("bad CA certificate in {}: {e}", ca.display()))?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| format!("TLS client verifier: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
-        } else {
-            builder.with_no_client_auth()
-        };
-        let config = builder
-            .with_single_cert(certs, key)
-            .map_err(|e| format!("TLS certificate/key mismatch or invalid: {e}"))?;
         Ok(TlsSetup {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            acceptor: TlsAcceptor::from(Arc::new(server_config(cfg)?)),
             cfg: cfg.clone(),
             allow_non_tls,
         })
     }
+}
+
+/// A rustls server configuration for `cfg`: its certificate, and with `verify` a
+/// required client certificate signed by `ca_file`.
+pub(crate) fn server_config(cfg: &TlsConfig) -> Result<ServerConfig, String> {
+    let (certs, key) = load_identity(cfg)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let builder = if cfg.verify_clients() {
+        let ca = cfg
+            .ca_file
+            .as_deref()
+            .ok_or("tls verify requires a ca_file")?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(read_roots(ca)?), provider)
+                .build()
+                .map_err(|e| format!("TLS client verifier: {e}"))?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate/key mismatch or invalid: {e}"))
 }
 
 /// A client connection after the TLS phase.
@@ -211,8 +235,26 @@ pub fn cert_identities(der: &[u8]) -> Vec<String> {
             }
         }
     }
-    let rdns: Vec<String> = cert
-        .subject()
+    let rdns = subject_rdns(&cert);
+    if !rdns.is_empty() {
+        let mut rev = rdns.clone();
+        rev.reverse();
+        out.push(rev.join(","));
+        out.push(rdns.join(","));
+    }
+    out
+}
+
+/// The subject DN as Go's pkix.Name.String() prints it (RFC 2253, last RDN first).
+pub(crate) fn subject_string(cert: &x509_parser::certificate::X509Certificate<'_>) -> String {
+    let mut rdns = subject_rdns(cert);
+    rdns.reverse();
+    rdns.join(",")
+}
+
+/// The subject's RDNs in certificate order, each as `TYPE=value` (multi-valued with +).
+fn subject_rdns(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    cert.subject()
         .iter()
         .map(|rdn| {
             rdn.iter()
@@ -224,14 +266,7 @@ pub fn cert_identities(der: &[u8]) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join("+")
         })
-        .collect();
-    if !rdns.is_empty() {
-        let mut rev = rdns.clone();
-        rev.reverse();
-        out.push(rev.join(","));
-        out.push(rdns.join(","));
-    }
-    out
+        .collect()
 }
 
 /// Go's pkix attribute names; others print as the dotted OID.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 use super::{RegisterError, Route, GLOBAL_ACCOUNT};
@@ -79,7 +79,8 @@ impl End {
     }
 }
 
-/// Serves one route connection until it closes.
+/// Serves one route connection until it closes. With `cluster { tls }` the TLS
+/// handshake comes first, before any INFO (nats-server does the same).
 pub async fn serve(
     server: Arc<ServerShared>,
     stream: TcpStream,
@@ -88,12 +89,83 @@ pub async fn serve(
 ) -> RouteEnd {
     let _ = stream.set_nodelay(true);
     let cid = server.next_cid.fetch_add(1, Ordering::Relaxed);
+    let Some(tls) = server.security().route_tls.clone() else {
+        let (rd, wr) = stream.into_split();
+        let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| {
+            crate::client::spawn_tcp_writer(s, c, wr, d)
+        };
+        return run(server, cid, addr, side, None, rd, spawn).await;
+    };
+    let handshake = match &side {
+        Side::Accepted => {
+            tracing::debug!("{addr} - rid:{cid} - Starting TLS route server handshake");
+            tls.accept(stream).await.map(|s| {
+                let tls = crate::net::peer_tls::session(s.get_ref().1);
+                let (rd, wr) = tokio::io::split(s);
+                (tls, Box::new(rd) as BoxRead, Box::new(wr) as BoxWrite)
+            })
+        }
+        Side::Solicited { url, .. } => {
+            tracing::debug!("{addr} - rid:{cid} - Starting TLS route client handshake");
+            let host = super::dialer::parse_route_url(url)
+                .map(|u| u.host)
+                .unwrap_or_else(|_| addr.ip().to_string());
+            tls.connect(&host, stream).await.map(|s| {
+                let tls = crate::net::peer_tls::session(s.get_ref().1);
+                let (rd, wr) = tokio::io::split(s);
+                (tls, Box::new(rd) as BoxRead, Box::new(wr) as BoxWrite)
+            })
+        }
+    };
+    match handshake {
+        Ok((tls, rd, wr)) => {
+            tracing::debug!("{addr} - rid:{cid} - TLS handshake complete");
+            tracing::debug!(
+                "{addr} - rid:{cid} - TLS version {}, cipher suite {}",
+                tls.version,
+                tls.cipher
+            );
+            let spawn = move |s: &Arc<ServerShared>, c: &Arc<Client>, d| {
+                crate::client::spawn_writer(s, c, wr, d)
+            };
+            run(server, cid, addr, side, Some(tls), rd, spawn).await
+        }
+        Err(e) => {
+            // nats-server's lines, so log-watching tools match both servers.
+            tracing::error!("{addr} - rid:{cid} - TLS route handshake error: {e}");
+            tracing::info!("{addr} - rid:{cid} - Router connection closed: TLS Handshake Failure");
+            RouteEnd::Closed(CloseReason::TlsHandshakeFailure)
+        }
+    }
+}
+
+type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
+type BoxWrite = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// The route after its transport is ready; `spawn` starts the writer on the write half.
+async fn run<R, S>(
+    server: Arc<ServerShared>,
+    cid: u64,
+    addr: SocketAddr,
+    side: Side,
+    tls: Option<crate::client::TlsSession>,
+    mut rd: R,
+    spawn: S,
+) -> RouteEnd
+where
+    R: AsyncRead + Unpin,
+    S: FnOnce(
+        &Arc<ServerShared>,
+        &Arc<Client>,
+        Duration,
+    ) -> tokio::task::JoinHandle<Option<CloseReason>>,
+{
     let cfg = server.config();
     // Routes carry every client's traffic: give them room before "slow consumer".
     let max_pending = (cfg.max_pending as usize).max(64 * 1024 * 1024) * 4;
     let conn = Arc::new(Client::with_kind(cid, addr, max_pending, ConnKind::Route));
-    let (mut rd, wr) = stream.into_split();
-    let writer = crate::client::spawn_tcp_writer(&server, &conn, wr, cfg.write_deadline);
+    conn.meta.lock().tls = tls;
+    let writer = spawn(&server, &conn, cfg.write_deadline);
     match &side {
         Side::Accepted => conn.out.push(&server.route_info_line()),
         Side::Solicited { user, pass, .. } => {
@@ -103,7 +175,7 @@ pub async fn serve(
                 pedantic: false,
                 user: user.clone(),
                 pass: pass.clone(),
-                tls_required: false,
+                tls_required: cfg.cluster.tls.is_some(),
                 headers: true,
                 name: server.server_id.clone(),
                 cluster: server.routes.cluster_name(),
@@ -140,7 +212,7 @@ pub async fn serve(
 }
 
 impl RouteConn {
-    async fn read_loop(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf) -> End {
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> End {
         let server = self.server.clone();
         let cfg = server.config();
         let mut shutdown = server.shutdown_rx();
@@ -253,7 +325,9 @@ impl RouteConn {
             RouteOp::Pong => {
                 self.pings_out = 0;
                 if let Some(at) = self.ping_sent_at.take() {
-                    self.conn.meta.lock().rtt = Some(at.elapsed());
+                    let rtt = at.elapsed();
+                    self.conn.meta.lock().rtt = Some(rtt);
+                    self.server.stats.route_rtt.observe(rtt);
                 }
                 Ok(())
             }
@@ -577,6 +651,15 @@ impl RouteConn {
                     super::dialer::redial(&self.server, &route.remote_id, &route.url);
                 }
             }
+        } else if !end.to_self && end.duplicate_of.is_none() {
+            // Refused before registration (authentication, cluster name...): the
+            // line nats-server writes, so operators see why a peer never joined.
+            tracing::info!(
+                "{} - rid:{} - Router connection closed: {}",
+                self.conn.addr,
+                self.conn.cid,
+                end.reason
+            );
         }
         let mut writer = writer;
         if tokio::time::timeout(Duration::from_secs(2), &mut writer)

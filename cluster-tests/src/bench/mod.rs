@@ -8,6 +8,7 @@ pub mod proto;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod tls;
 
 pub use load::{Exec, RtMode};
 pub use report::{Report, SideStats};

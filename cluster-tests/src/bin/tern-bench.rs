@@ -177,6 +177,10 @@ struct Args {
     /// processes steal less CPU and wake-up latency from the measured ones.
     #[arg(long, allow_hyphen_values = true)]
     nice: Option<i32>,
+    /// Instead of the scenarios: pub/sub 1 -> 1 over client TLS (16 B and 1 KiB),
+    /// both servers with the same freshly generated certificate.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Resolve `p` like the shell would: paths with a `/` as-is, bare names via
@@ -275,6 +279,32 @@ fn main() -> Result<()> {
              `cargo build --release --bin tern` or pass --tern PATH); \
              running nats-server only."
         ),
+    }
+
+    if args.tls {
+        let pki = cluster_tests::pki::Pki::new("bench");
+        let dur = Duration::from_secs_f64(args.duration.max(0.5));
+        let md = cluster_tests::bench::tls::run(
+            &sides,
+            &pki.path("server-cert.pem"),
+            &pki.path("server-key.pem"),
+            &pki.path("ca.pem"),
+            args.runs,
+            dur,
+        )?;
+        println!("\nMedians over {} runs:\n\n{md}", args.runs);
+        if let Some(path) = &args.markdown {
+            let head = format!(
+                "Machine: {}. nats-server: {}. TLS 1.3, pub/sub 1 -> 1, {} runs per side, \
+                 alternating, fresh server per run, {}s each; medians of delivered msgs/s.\n\n",
+                machine(),
+                nats_version(&nats_path),
+                args.runs,
+                args.duration
+            );
+            std::fs::write(path, head + &md).with_context(|| format!("write {path:?}"))?;
+        }
+        return Ok(());
     }
 
     let mode = match args.runtime {

@@ -88,8 +88,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if $c.jetstream.enabled }}
 {{- fail "config.jetstream.enabled: tern has no JetStream" }}
 {{- end }}
-{{- if .Values.tlsCA.enabled }}
-{{- fail "tlsCA.enabled: tern has no TLS yet" }}
+{{- if and .Values.tlsCA.enabled (not (or .Values.tlsCA.configMapName .Values.tlsCA.secretName)) }}
+{{- fail "tlsCA.enabled needs tlsCA.configMapName or tlsCA.secretName" }}
+{{- end }}
+{{- if and $c.nats.tls.enabled (not $c.nats.tls.secretName) }}
+{{- fail "config.nats.tls.enabled needs config.nats.tls.secretName" }}
+{{- end }}
+{{- if and $c.cluster.tls.enabled (not $c.cluster.tls.secretName) }}
+{{- fail "config.cluster.tls.enabled needs config.cluster.tls.secretName" }}
+{{- end }}
+{{- if and $c.raft.enabled $c.cluster.enabled (not $c.storeDir.enabled) }}
+{{- fail "config.raft.enabled needs config.storeDir.enabled: the node id and Raft log live in store_dir" }}
 {{- end }}
 {{- if and $c.storeDir.pvc.enabled (not $c.storeDir.enabled) }}
 {{- fail "config.storeDir.pvc.enabled needs config.storeDir.enabled" }}
@@ -103,4 +112,22 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $obj = mergeOverwrite $obj (deepCopy .) }}
 {{- end }}
 {{- toYaml $obj }}
+{{- end }}
+
+{{/* Raft runs only in a cluster. */}}
+{{- define "tern.raftEnabled" -}}
+{{- if and .Values.config.raft.enabled .Values.config.cluster.enabled }}true{{ end }}
+{{- end }}
+
+{{/* A TLS block for the conf from a values tls dict (cert/key files, CA when tlsCA is on). */}}
+{{- define "tern.tlsBlock" -}}
+{{- $t := .tls }}
+{{- $b := dict "cert_file" (printf "%s/%s" $t.dir $t.cert) "key_file" (printf "%s/%s" $t.dir $t.key) }}
+{{- if .ca.enabled }}
+{{- $_ := set $b "ca_file" (printf "%s/%s" .ca.dir .ca.key) }}
+{{- end }}
+{{- with $t.merge }}
+{{- $b = mergeOverwrite $b (deepCopy .) }}
+{{- end }}
+{{- toJson $b }}
 {{- end }}
