@@ -271,3 +271,91 @@ fn tls_verify_info_matches_nats_server() {
         .expect_closed(0)
         .run();
 }
+
+/// `tern sub` and `tern pub` (the client commands the Helm test and drills use) over
+/// TLS: with `--tlsca`, with a `tls://` URL, and with a client certificate when the
+/// server verifies clients; without the CA the server's certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_speak_tls() {
+    let pki = Pki::new("tools");
+    pki.client("tool", "tool@example.com");
+    let mut cfg = cluster_tests::harness::local_config();
+    let mut tls = pki.tls();
+    tls.verify = true;
+    cfg.tls = Some(tls);
+    let s = start(cfg).await;
+    let url = format!("tls://127.0.0.1:{}", s.client_addr().port());
+    let bin = cluster_tests::diff::tern_bin();
+    let p = |f: &str| pki.path(f).to_string_lossy().into_owned();
+    let cert_args = [
+        "--tlsca".to_string(),
+        p("ca.pem"),
+        "--tlscert".into(),
+        p("tool-cert.pem"),
+        "--tlskey".into(),
+        p("tool-key.pem"),
+    ];
+    let sub = std::process::Command::new(&bin)
+        .args([
+            "sub",
+            "tls.tools",
+            "--count",
+            "1",
+            "--raw",
+            "--wait",
+            "10s",
+            "-s",
+            &url,
+        ])
+        .args(&cert_args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tern sub");
+    // Interest registered before publishing: the server counts the subscription.
+    let h = s.shared.clone();
+    cluster_tests::harness::wait_until(Duration::from_secs(10), "tern sub subscribed", || {
+        let n = h.sublist.count();
+        async move { n >= 1 }
+    })
+    .await;
+    let out = std::process::Command::new(&bin)
+        .args(["pub", "tls.tools", "over tls", "-s", &url])
+        .args(&cert_args)
+        .output()
+        .expect("tern pub");
+    assert!(out.status.success(), "{out:?}");
+    let got = sub.wait_with_output().expect("sub output");
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "over tls");
+
+    // No client certificate: the server requires one, so the handshake fails.
+    let plain_url = format!("nats://127.0.0.1:{}", s.client_addr().port());
+    let out = std::process::Command::new(&bin)
+        .args([
+            "pub",
+            "tls.tools",
+            "x",
+            "-s",
+            &plain_url,
+            "--tlsca",
+            &p("ca.pem"),
+        ])
+        .output()
+        .expect("tern pub");
+    assert!(!out.status.success(), "{out:?}");
+    // A CA that did not sign the server's certificate: refused by the client.
+    let other = Pki::new("tools-other");
+    let out = std::process::Command::new(&bin)
+        .args(["pub", "tls.tools", "x", "-s", &url])
+        .args(["--tlsca", &other.path("ca.pem").to_string_lossy()])
+        .args(&cert_args[2..])
+        .output()
+        .expect("tern pub");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS handshake"),
+        "{out:?}"
+    );
+    s.shutdown().await;
+}

@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The connection's byte stream: TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// One server from `--server`: `nats://[user:pass@|token@]host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub struct ServerUrl {
     pub user: Option<String>,
     pub pass: Option<String>,
     pub token: Option<String>,
+    /// `tls://`: TLS whatever the server's INFO says.
+    pub tls: bool,
 }
 
 impl ServerUrl {
@@ -48,12 +54,11 @@ pub fn parse_servers(list: &str) -> Result<Vec<ServerUrl>> {
 }
 
 fn parse_url(s: &str) -> Result<ServerUrl> {
-    let rest = match s.split_once("://") {
-        Some(("nats", r)) => r,
-        Some((scheme, _)) => bail!(
-            "unsupported scheme \"{scheme}\" in {s} (tern has no TLS or websocket client yet)"
-        ),
-        None => s,
+    let (rest, tls) = match s.split_once("://") {
+        Some(("nats", r)) => (r, false),
+        Some(("tls", r)) => (r, true),
+        Some((scheme, _)) => bail!("unsupported scheme \"{scheme}\" in {s} (nats:// or tls://)"),
+        None => (s, false),
     };
     let rest = rest.trim_end_matches('/');
     let (auth, hostport) = match rest.rsplit_once('@') {
@@ -95,6 +100,7 @@ fn parse_url(s: &str) -> Result<ServerUrl> {
         user,
         pass,
         token,
+        tls,
     })
 }
 
@@ -104,6 +110,7 @@ pub struct Auth {
     pub user: Option<String>,
     pub pass: Option<String>,
     pub token: Option<String>,
+    pub tls: super::tls::TlsOpts,
     /// User JWT (`--creds`), sent with the nonce signature.
     pub jwt: Option<String>,
     /// User nkey seed (`--creds` or `--nkey`) that signs the INFO nonce.
@@ -147,7 +154,7 @@ pub struct Msg {
 }
 
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     /// The server's INFO.
@@ -179,7 +186,7 @@ impl Conn {
         let stream = TcpStream::connect(s.addr()).await?;
         stream.set_nodelay(true)?;
         let mut c = Conn {
-            stream,
+            stream: Box::new(stream),
             rbuf: BytesMut::with_capacity(64 * 1024),
             wbuf: Vec::with_capacity(64 * 1024),
             info: serde_json::Value::Null,
@@ -191,8 +198,12 @@ impl Conn {
             .strip_prefix("INFO ")
             .ok_or_else(|| anyhow!("expected INFO, got {line:?}"))?;
         c.info = serde_json::from_str(json).context("bad INFO")?;
+        let tls_required = c.info["tls_required"].as_bool() == Some(true);
+        if tls_required || s.tls || auth.tls.requested() {
+            c.upgrade(s, auth).await?;
+        }
         let mut connect = serde_json::json!({
-            "verbose": false, "pedantic": false, "tls_required": false,
+            "verbose": false, "pedantic": false, "tls_required": s.tls || auth.tls.requested(),
             "name": "tern-cli", "lang": "rust-tern", "version": env!("CARGO_PKG_VERSION"),
             "protocol": 1, "headers": true, "no_responders": true, "echo": true,
         });
@@ -221,6 +232,21 @@ impl Conn {
                 l => bail!("unexpected {l:?} during handshake"),
             }
         }
+    }
+
+    /// TLS after INFO, as the NATS clients do (the server sends nothing more until
+    /// the handshake, so nothing is buffered past INFO).
+    async fn upgrade(&mut self, s: &ServerUrl, auth: &Auth) -> Result<()> {
+        let connector = auth.tls.connector()?;
+        let name = rustls::pki_types::ServerName::try_from(s.host.clone())
+            .map_err(|e| anyhow!("invalid server name {}: {e}", s.host))?;
+        let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::duplex(1).0));
+        let tls = connector
+            .connect(name, plain)
+            .await
+            .context("TLS handshake")?;
+        self.stream = Box::new(tls);
+        Ok(())
     }
 
     /// The server's `max_payload`, 1 MiB when absent.
@@ -435,7 +461,9 @@ mod tests {
         assert_eq!((u[1].host.as_str(), u[1].port), ("h2", 4222));
         assert_eq!(u[2].addr(), "[::1]:5");
         assert_eq!(u[3].token.as_deref(), Some("tok"));
-        assert!(parse_servers("tls://h:1").is_err());
+        let t = parse_servers("tls://h:1").unwrap();
+        assert!(t[0].tls && !u[0].tls);
+        assert!(parse_servers("ws://h:1").is_err());
         assert!(parse_servers("h:notaport").is_err());
         assert!(parse_servers(" , ").is_err());
     }

@@ -10,6 +10,7 @@ mod bench;
 pub mod conn;
 mod health;
 mod msgs;
+mod tls;
 
 use std::time::Duration;
 
@@ -127,6 +128,15 @@ pub struct ConnArgs {
     /// File holding a user nkey seed (SU...): nkey authentication
     #[arg(long)]
     pub nkey: Option<String>,
+    /// CA bundle to verify the server's certificate (turns TLS on)
+    #[arg(long)]
+    pub tlsca: Option<std::path::PathBuf>,
+    /// Client certificate for mutual TLS (with --tlskey)
+    #[arg(long)]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// Client certificate's private key
+    #[arg(long)]
+    pub tlskey: Option<std::path::PathBuf>,
 }
 
 impl ConnArgs {
@@ -136,6 +146,11 @@ impl ConnArgs {
             user: self.user.clone(),
             pass: self.password.clone(),
             token: self.token.clone(),
+            tls: tls::TlsOpts {
+                ca: self.tlsca.clone(),
+                cert: self.tlscert.clone(),
+                key: self.tlskey.clone(),
+            },
             ..Default::default()
         };
         if let Some(path) = &self.creds {
