@@ -323,6 +323,14 @@ pub struct Config {
     pub max_traced_msg_len: i32,
     pub telemetry: TelemetryConfig,
     pub websocket: WebsocketConfig,
+    /// Operator mode: the trusted operator JWT (a file path, or the JWT inline).
+    pub operator: Option<String>,
+    /// Account resolver; only `MEMORY` is supported.
+    pub resolver: Option<String>,
+    /// Account public key -> account JWT, for `resolver: MEMORY`.
+    pub resolver_preload: std::collections::BTreeMap<String, String>,
+    /// The system account's public key (accepted; tern has no system account events).
+    pub system_account: Option<String>,
     /// The file this config was read from (for reload); not a conf key.
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -361,6 +369,10 @@ impl Default for Config {
             max_traced_msg_len: 0,
             telemetry: TelemetryConfig::default(),
             websocket: WebsocketConfig::default(),
+            operator: None,
+            resolver: None,
+            resolver_preload: Default::default(),
+            system_account: None,
             config_file: None,
         }
     }

@@ -151,6 +151,9 @@ pub struct ServerShared {
     stop_accepting: tokio::sync::Notify,
     shutdown: watch::Sender<bool>,
     pub http_requests: DashMap<String, u64>,
+    /// Active client connections per JWT account (operator mode), for the account
+    /// JWT's `conn` limit.
+    pub account_conns: DashMap<String, i64>,
     /// Routes, local interest counts and the cluster name.
     pub routes: RouteState,
     /// This server's own client URLs (`host:port`), advertised in connect_urls.
@@ -647,6 +650,7 @@ impl Server {
             stop_accepting: tokio::sync::Notify::new(),
             shutdown,
             http_requests: DashMap::new(),
+            account_conns: DashMap::new(),
             local_config: RwLock::new(Arc::new(config.clone())),
             cluster_overlay: RwLock::new(None),
             raft_identity: OnceLock::new(),

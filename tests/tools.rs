@@ -22,8 +22,14 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// With extra server flags (`-c FILE`).
+    fn start_with(extra: &[&str]) -> Server {
         let (port, monitor) = (free_port(), free_port());
         let child = tern()
+            .args(extra)
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .args(["-m", &monitor.to_string()])
             .stderr(Stdio::null())
@@ -228,10 +234,111 @@ fn healthcheck_exit_codes() {
 fn bad_usage_and_refused_flags() {
     let out = run(&["pub"], T);
     assert_eq!(out.status.code(), Some(2));
-    let out = run(&["pub", "x", "--creds", "a.creds"], T);
+    let out = run(&["pub", "x", "--creds", "/nonexistent/a.creds"], T);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--creds is not supported"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading credentials"));
     let out = run(&["pub", "x", "-s", "nats://127.0.0.1:1"], T);
     assert_eq!(out.status.code(), Some(1));
     assert!(run(&["sub", "--help"], T).status.success());
+}
+
+/// Operator mode end to end: `--creds` files issued here (operator -> account -> user),
+/// `tern sub`/`tern pub` authenticate with the user JWT and the signed nonce; a user
+/// denied the subject, and an expired user, are refused.
+#[test]
+fn creds_in_operator_mode() {
+    use serde_json::json;
+    use tern::auth::jwt::issue;
+    let dir = common::tmpdir("tools", "creds");
+    let op = nkeys::KeyPair::new_operator();
+    let acc = nkeys::KeyPair::new_account();
+    let op_jwt = issue::operator(&op, json!({}));
+    let acc_jwt = issue::account(&op, &acc.public_key(), json!({}));
+    let conf = dir.join("op.conf");
+    std::fs::write(dir.join("op.jwt"), &op_jwt).expect("write jwt");
+    std::fs::write(
+        &conf,
+        format!(
+            "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{ {}: \"{acc_jwt}\" }}\n",
+            dir.join("op.jwt").display(),
+            acc.public_key()
+        ),
+    )
+    .expect("write conf");
+    let creds = |name: &str, nats: serde_json::Value, extra: serde_json::Value| {
+        let u = nkeys::KeyPair::new_user();
+        let jwt = issue::user(&acc, &u.public_key(), nats, extra);
+        let path = dir.join(name);
+        std::fs::write(&path, issue::creds(&jwt, &u.seed().expect("seed"))).expect("creds");
+        path.display().to_string()
+    };
+    let good = creds("good.creds", json!({}), json!({}));
+    let denied = creds(
+        "denied.creds",
+        json!({"pub": {"deny": ["jwt.>"]}}),
+        json!({}),
+    );
+    let expired = creds("expired.creds", json!({}), json!({"exp": 1_000_000_000}));
+    let s = Server::start_with(&["-c", &conf.display().to_string()]);
+
+    let sub = start_until(
+        &[
+            "sub", "jwt.x", "--count", "1", "--raw", "-s", &s.url, "--creds", &good,
+        ],
+        "Subscribing",
+    );
+    let out = run(
+        &["pub", "jwt.x", "signed", "-s", &s.url, "--creds", &good],
+        T,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = finish(sub, T);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "signed\n");
+    // bench signs each of its connections' nonces.
+    let out = run(
+        &[
+            "bench", "jwt.b", "--msgs", "2000", "--size", "16", "--pub", "1", "--sub", "1", "-s",
+            &s.url, "--creds", &good,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Pub/Sub stats:"),
+        "{out:?}"
+    );
+
+    // Without credentials, or with an expired user: refused at CONNECT.
+    for args in [vec![], vec!["--creds", expired.as_str()]] {
+        let mut a = vec!["pub", "jwt.x", "m", "-s", &s.url];
+        a.extend(args);
+        let out = run(&a, T);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Authorization Violation"),
+            "{out:?}"
+        );
+    }
+    // A user denied the subject gets the permission error from `req` (the reply never
+    // comes), while its own CONNECT succeeds.
+    let out = run(
+        &[
+            "req",
+            "jwt.y",
+            "q",
+            "-s",
+            &s.url,
+            "--creds",
+            &denied,
+            "--timeout",
+            "2s",
+        ],
+        T,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permissions Violation for Publish"),
+        "{out:?}"
+    );
 }

@@ -6,5 +6,6 @@ pub mod bench;
 pub mod cluster;
 pub mod diff;
 pub mod harness;
+pub mod jwt;
 pub mod pki;
 pub mod procs;

@@ -206,3 +206,81 @@ fn secrets_stay_out_of_the_trace_log() {
         "{log}"
     );
 }
+
+/// Operator mode with async-nats: a `.creds` user (JWT + nonce signature) connects,
+/// pub/sub and request/reply work, its JWT permissions are enforced, and a user of an
+/// account the resolver does not know is refused.
+#[tokio::test]
+async fn jwt_creds_with_async_nats() {
+    use cluster_tests::jwt::{user, OperatorSetup};
+    use serde_json::json;
+    let mut op = OperatorSetup::default();
+    let acc = op.account(None, json!({}));
+    let mut c = local_config();
+    c.operator = Some(op.operator_jwt.clone());
+    c.resolver = Some("MEMORY".into());
+    c.resolver_preload = op.preload.iter().cloned().collect();
+    let server = start(c).await;
+    let addr = server.client_addr();
+
+    let free = user(&acc, None, json!({}), json!({}));
+    let o = async_nats::ConnectOptions::with_credentials(&free.creds_file()).expect("creds");
+    let nc = connect(o, addr).await.expect("jwt user connects");
+    let limited = user(
+        &acc,
+        None,
+        json!({ "pub": { "deny": ["secret.>"] }, "sub": { "allow": ["svc", "_INBOX.>"] } }),
+        json!({}),
+    );
+    let o = async_nats::ConnectOptions::with_credentials(&limited.creds_file()).expect("creds");
+    let lc = connect(o, addr).await.expect("limited user connects");
+
+    let mut svc = nc.subscribe("svc").await.expect("sub");
+    nc.flush().await.expect("flush");
+    tokio::spawn(async move {
+        if let Some(m) = svc.next().await {
+            if let Some(r) = m.reply {
+                let _ = nc.publish(r, "pong".into()).await;
+                let _ = nc.flush().await;
+            }
+        }
+    });
+    let reply = tokio::time::timeout(Duration::from_secs(5), lc.request("svc", "ping".into()))
+        .await
+        .expect("request in time")
+        .expect("reply");
+    assert_eq!(&reply.payload[..], b"pong");
+
+    // Denied by the user JWT: the server's -ERR reaches the client as an event.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let o = async_nats::ConnectOptions::with_credentials(&limited.creds_file())
+        .expect("creds")
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e.to_string());
+            }
+        });
+    let ec = connect(o, addr).await.expect("limited user connects");
+    ec.publish("secret.x", "no".into()).await.expect("publish");
+    ec.flush().await.expect("flush");
+    let ev = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match rx.recv().await {
+                Some(e) if e.contains("Permissions Violation") => return e,
+                Some(_) => continue,
+                None => return String::new(),
+            }
+        }
+    })
+    .await
+    .expect("permission error event");
+    assert!(ev.contains("secret.x"), "{ev}");
+
+    let stranger = nkeys::KeyPair::new_account();
+    let orphan = user(&stranger, None, json!({}), json!({}));
+    let o = async_nats::ConnectOptions::with_credentials(&orphan.creds_file()).expect("creds");
+    let err = connect(o, addr).await.expect_err("unknown account");
+    assert!(err.to_lowercase().contains("authorization"), "{err}");
+    server.shutdown().await;
+}

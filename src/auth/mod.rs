@@ -9,6 +9,8 @@
 //! constant time; bcrypt hashes (`$2a$`, `$2b$`, `$2x$`, `$2y$`) are verified with bcrypt.
 //! Secrets are never logged: a failure reports only the user name or nkey.
 
+pub mod jwt;
+pub mod operator;
 pub mod permissions;
 
 use std::collections::HashMap;
@@ -60,8 +62,14 @@ pub struct Authed {
     pub user: String,
     /// `None` = no permission checks at all.
     pub perms: Option<Arc<Permissions>>,
-    /// The account to bind to; `None` = the global account `$G`.
+    /// The account (public nkey in operator mode) the user belongs to; `None` = the
+    /// global account.
     pub account: Option<String>,
+    /// Limits from the user and account JWTs (operator mode only).
+    pub jwt: Option<operator::JwtLimits>,
+    /// Identity in violation log lines when it is not `$G/user:NAME`
+    /// (operator mode: `ACCOUNT/ACCOUNT_NAME/nkey:USER`).
+    pub log_tag: Option<String>,
 }
 
 /// Why authentication failed, as nats-server's log line names it.
@@ -93,6 +101,8 @@ pub struct Authenticator {
     single: Option<(String, String)>,
     no_auth_user: Option<String>,
     tls_map: bool,
+    /// Operator mode (`operator` + `resolver: MEMORY`): only user JWTs are accepted.
+    operator: Option<operator::OperatorMode>,
 }
 
 fn parse_perms(v: Option<&serde_json::Value>) -> Result<Option<Arc<Permissions>>, String> {
@@ -103,6 +113,21 @@ impl Authenticator {
     /// Builds from the effective configuration; errors are configuration errors.
     pub fn build(cfg: &Config) -> Result<Authenticator, String> {
         let a = &cfg.authorization;
+        if let Some(op) = &cfg.operator {
+            if a.required() {
+                return Err("operator mode does not allow an authorization block".into());
+            }
+            let om = operator::OperatorMode::build(
+                op,
+                cfg.resolver.as_deref(),
+                &cfg.resolver_preload,
+                cfg.system_account.as_deref(),
+            )?;
+            return Ok(Authenticator {
+                operator: Some(om),
+                ..Default::default()
+            });
+        }
         let default_perms = parse_perms(a.default_permissions.as_ref())?;
         let mut out = Authenticator {
             token: a.token.clone(),
@@ -158,7 +183,8 @@ impl Authenticator {
 
     /// Whether any client authentication is configured (CONNECT is checked).
     pub fn configured(&self) -> bool {
-        self.token.is_some()
+        self.operator.is_some()
+            || self.token.is_some()
             || self.single.is_some()
             || !self.users.is_empty()
             || !self.nkeys.is_empty()
@@ -170,9 +196,14 @@ impl Authenticator {
         self.configured() && self.no_auth_user.is_none()
     }
 
-    /// INFO carries a nonce only when nkey users are configured.
+    /// INFO carries a nonce only when nkey users are configured or in operator mode.
     pub fn needs_nonce(&self) -> bool {
-        !self.nkeys.is_empty()
+        !self.nkeys.is_empty() || self.operator.is_some()
+    }
+
+    /// Operator mode is on: users are JWTs bound to accounts.
+    pub fn operator_mode(&self) -> bool {
+        self.operator.is_some()
     }
 
     /// Checks CONNECT credentials. `nonce` is what INFO carried; `cert_names` are the
@@ -192,11 +223,18 @@ impl Authenticator {
         if c.account.is_some() || c.new_account.is_some() {
             return Err(denied());
         }
+        if let Some(om) = &self.operator {
+            // nats-server logs only "authentication error" with trusted keys; the reason
+            // is a debug line.
+            return om.authenticate(c, nonce).map_err(|why| {
+                tracing::debug!("{why}");
+                Denied::Anonymous
+            });
+        }
         if !self.configured() {
             return Ok(Authed {
                 user: c.user.clone().unwrap_or_default(),
-                perms: None,
-                account: None,
+                ..Default::default()
             });
         }
         let nkey = c.nkey.as_deref().filter(|k| !k.is_empty());
@@ -212,6 +250,7 @@ impl Authenticator {
                 user: k.to_string(),
                 perms: perms.clone(),
                 account: account.clone(),
+                ..Default::default()
             });
         }
         if !self.users.is_empty() {
@@ -243,6 +282,7 @@ impl Authenticator {
                     user: name,
                     perms: entry.perms.clone(),
                     account: entry.account.clone(),
+                    ..Default::default()
                 });
             }
         }
@@ -258,8 +298,7 @@ impl Authenticator {
             return if ok {
                 Ok(Authed {
                     user: user.clone(),
-                    perms: None,
-                    account: None,
+                    ..Default::default()
                 })
             } else {
                 Err(denied())

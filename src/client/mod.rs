@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 use crate::account::Account;
+use crate::auth::operator::JwtLimits;
 use crate::auth::permissions::{self, ConnPerms};
 use crate::config::Config;
 use crate::dispatch::{self, MatchCache, Msg, Origin, Pcd, Rng};
@@ -26,6 +27,7 @@ use crate::protocol::{Op, ParseError, Parser, ParserLimits};
 use crate::server::{ClosedConn, ServerShared};
 use crate::subject;
 
+mod jwt_limits;
 mod shared;
 pub use shared::*;
 
@@ -79,6 +81,10 @@ struct Conn {
     perms: Option<ConnPerms>,
     /// `"$G/user:NAME"` tag of nats-server's violation log lines; empty without a user.
     user_tag: String,
+    /// Operator mode: the user's account and JWT limits (counted in
+    /// `ServerShared.account_conns` while connected).
+    jwt_account: Option<String>,
+    jwt: Option<JwtLimits>,
 }
 
 /// Serves one accepted client connection until it closes.
@@ -267,9 +273,12 @@ async fn run<R, S>(
             cert_names,
             perms: None,
             user_tag: String::new(),
+            jwt_account: None,
+            jwt: None,
         };
         let close = conn.read_loop(&mut rd).await;
         conn.publish_counters();
+        conn.release_account();
         close
     };
     finish(&server, &client, close, writer).await;
@@ -346,9 +355,13 @@ async fn stall(server: &ServerShared, target: &Client) {
 
 impl Conn {
     fn limits(&self) -> ParserLimits {
+        let mut max_payload = self.cfg.max_payload.max(0);
+        if let Some(j) = &self.jwt {
+            max_payload = crate::auth::operator::min_limit(j.max_payload, max_payload).max(0);
+        }
         ParserLimits {
             max_control_line: self.cfg.max_control_line.max(0) as usize,
-            max_payload: Some(self.cfg.max_payload.max(0) as usize),
+            max_payload: Some(max_payload as usize),
         }
     }
 
@@ -371,6 +384,9 @@ impl Conn {
             Duration::from_secs(86400 * 365)
         });
         tokio::pin!(auth_deadline);
+        // When the user JWT expires (armed at CONNECT when it has `exp`).
+        let expiry = tokio::time::sleep(Duration::from_secs(86400 * 365));
+        tokio::pin!(expiry);
         let ping = tokio::time::sleep(self.cfg.ping_interval);
         tokio::pin!(ping);
 
@@ -408,6 +424,12 @@ impl Conn {
                     }
                     self.active = true;
                     if self.connected && !was_connected {
+                        // The JWT may have lowered max_payload.
+                        limits = self.limits();
+                        if let Some(exp) = self.jwt.map(|j| j.expires).filter(|e| *e > 0) {
+                            let left = (exp - crate::auth::jwt::now_unix()).max(0) as u64;
+                            expiry.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(left));
+                        }
                         // nats-server's first RTT ping: ~2 s after CONNECT, +0-20 %.
                         let jitter = self.rng.below(400) as u64;
                         ping.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(2000 + jitter));
@@ -416,6 +438,10 @@ impl Conn {
                 _ = &mut auth_deadline, if self.auth_required && !self.connected => {
                     tracing::error!("{} - cid:{} - authentication timeout", self.client.addr, self.client.cid);
                     return Close::new(CloseReason::AuthenticationTimeout, Some("Authentication Timeout"));
+                }
+                _ = &mut expiry, if self.jwt.is_some_and(|j| j.expires > 0) => {
+                    tracing::debug!("{} - cid:{} - User Authentication Expired", self.client.addr, self.client.cid);
+                    return Close::new(CloseReason::AuthenticationExpired, Some("User Authentication Expired"));
                 }
                 _ = &mut ping => {
                     if let Err(close) = self.ping_timer() {
@@ -612,6 +638,7 @@ impl Conn {
                     ));
                 }
             };
+        self.bind_jwt(&authed)?;
         self.perms = match authed.perms {
             Some(p) => Some(ConnPerms::new(p, &self.client.perm_hook)),
             None => {
@@ -623,7 +650,9 @@ impl Conn {
             Some(name) => self.server.accounts.get_or_register(name),
             None => self.server.global().clone(),
         };
-        self.user_tag = if authed.user.is_empty() {
+        self.user_tag = if let Some(tag) = &authed.log_tag {
+            format!("\"{tag}\" - ")
+        } else if authed.user.is_empty() {
             String::new()
         } else {
             format!("\"{}/user:{}\" - ", account.name, authed.user)
@@ -649,6 +678,7 @@ impl Conn {
         self.opts.headers = headers;
         self.connected = true;
         self.ok();
+        self.check_zero_subs()?;
         Ok(())
     }
 
@@ -685,13 +715,13 @@ impl Conn {
             self.pcd.add(&self.client);
             return;
         }
-        let max_subs = self.cfg.max_subscriptions;
+        let max_subs = self.max_subs();
         let sub = {
             let mut subs = self.client.subs.lock();
             if subs.contains_key(sid) {
                 // nats-server keeps the first registration of a duplicate sid.
                 None
-            } else if max_subs > 0 && subs.len() >= max_subs as usize {
+            } else if max_subs.is_some_and(|m| subs.len() >= m) {
                 drop(subs);
                 self.send_err("maximum subscriptions exceeded");
                 self.pcd.add(&self.client);

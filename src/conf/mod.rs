@@ -55,6 +55,7 @@ pub mod load;
 pub mod map;
 pub mod map_accounts;
 pub mod map_blocks;
+pub mod map_operator;
 pub mod map_tls;
 pub mod map_ws;
 pub mod overrides;

@@ -343,7 +343,6 @@ fn jetstream_accepted_with_warning() {
 fn client_harness_conf_files_load() {
     for name in [
         "harness_tls_accounts.conf",
-        "harness_jwt.conf",
         "harness_auth.conf",
         "cluster.conf",
     ] {
@@ -656,4 +655,47 @@ fn accounts_block() {
         ]
     );
     assert!(errs("accounts_g.conf", "accounts { $G: {} }\n")[0].contains("reserved"));
+}
+
+#[test]
+fn operator_mode_keys() {
+    use crate::auth::jwt::issue;
+    let op = nkeys::KeyPair::new_operator();
+    let acc = nkeys::KeyPair::new_account();
+    let op_jwt = issue::operator(&op, serde_json::json!({}));
+    let acc_jwt = issue::account(&op, &acc.public_key(), serde_json::json!({}));
+    let l = ok(
+        "op.conf",
+        &format!(
+            "operator: \"{op_jwt}\"\nresolver: MEMORY\nsystem_account: {a}\n\
+             resolver_preload: {{\n  {a}: \"{acc_jwt}\"\n}}\n",
+            a = acc.public_key()
+        ),
+    );
+    let c = &l.config;
+    assert_eq!(c.operator.as_deref(), Some(op_jwt.as_str()));
+    assert_eq!(c.resolver.as_deref(), Some("MEMORY"));
+    assert_eq!(c.system_account, Some(acc.public_key()));
+    assert_eq!(c.resolver_preload[&acc.public_key()], acc_jwt);
+    assert!(crate::auth::Authenticator::build(c).is_ok_and(|a| a.operator_mode()));
+    // A resolver block keeps its type, and only MEMORY is supported.
+    let e = errs(
+        "r.conf",
+        &format!("operator: [\"{op_jwt}\"]\nresolver {{ type: full, dir: \"/tmp\" }}\n"),
+    );
+    assert!(e.iter().any(|m| m.contains("only MEMORY")), "{e:?}");
+    // A JWT that does not verify is refused at load, as nats-server refuses to start.
+    let e = errs(
+        "bad.conf",
+        "operator: \"eyJ0eXAiOiJKV1QifQ.e30.sig\"\nresolver: MEMORY\n",
+    );
+    assert!(
+        e.iter().any(|m| m.contains("error parsing operator JWT")),
+        "{e:?}"
+    );
+    let e = errs(
+        "harness_jwt.conf",
+        &std::fs::read_to_string(fixture("harness_jwt.conf")).expect("fixture"),
+    );
+    assert!(e.iter().any(|m| m.contains("operator JWT")), "{e:?}");
 }

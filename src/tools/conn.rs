@@ -111,6 +111,36 @@ pub struct Auth {
     pub pass: Option<String>,
     pub token: Option<String>,
     pub tls: super::tls::TlsOpts,
+    /// User JWT (`--creds`), sent with the nonce signature.
+    pub jwt: Option<String>,
+    /// User nkey seed (`--creds` or `--nkey`) that signs the INFO nonce.
+    pub seed: Option<String>,
+}
+
+/// CONNECT members proving the seed: `sig` over the INFO nonce, plus `jwt` with a
+/// credentials file or `nkey` (the public key) without one.
+fn sign_nonce(
+    info: &serde_json::Value,
+    auth: &Auth,
+    connect: &mut serde_json::Value,
+) -> Result<()> {
+    use base64::Engine as _;
+    let Some(seed) = &auth.seed else {
+        return Ok(());
+    };
+    let kp = nkeys::KeyPair::from_seed(seed).map_err(|e| anyhow!("bad nkey seed: {e}"))?;
+    let nonce = info["nonce"].as_str().unwrap_or("");
+    let sig = kp
+        .sign(nonce.as_bytes())
+        .map_err(|e| anyhow!("signing the nonce: {e}"))?;
+    connect["sig"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sig)
+        .into();
+    match &auth.jwt {
+        Some(jwt) => connect["jwt"] = jwt.clone().into(),
+        None => connect["nkey"] = kp.public_key().into(),
+    }
+    Ok(())
 }
 
 /// A message delivered to one of our subscriptions.
@@ -187,6 +217,7 @@ impl Conn {
         if let Some(t) = token {
             connect["auth_token"] = t.into();
         }
+        sign_nonce(&c.info, auth, &mut connect)?;
         c.wbuf
             .extend_from_slice(format!("CONNECT {connect}\r\nPING\r\n").as_bytes());
         c.flush().await?;

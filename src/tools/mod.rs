@@ -121,9 +121,13 @@ pub struct ConnArgs {
     pub password: Option<String>,
     #[arg(long)]
     pub token: Option<String>,
-    /// Not supported yet
+    /// User credentials file (user JWT + nkey seed, as `nsc` writes it): the INFO
+    /// nonce is signed with the seed
     #[arg(long)]
     pub creds: Option<String>,
+    /// File holding a user nkey seed (SU...): nkey authentication
+    #[arg(long)]
+    pub nkey: Option<String>,
     /// CA bundle to verify the server's certificate (turns TLS on)
     #[arg(long)]
     pub tlsca: Option<std::path::PathBuf>,
@@ -137,10 +141,8 @@ pub struct ConnArgs {
 
 impl ConnArgs {
     pub fn servers(&self) -> anyhow::Result<(Vec<conn::ServerUrl>, conn::Auth)> {
-        if self.creds.is_some() {
-            anyhow::bail!("--creds is not supported by tern yet (no JWT/nkey auth)");
-        }
-        let auth = conn::Auth {
+        use anyhow::Context as _;
+        let mut auth = conn::Auth {
             user: self.user.clone(),
             pass: self.password.clone(),
             token: self.token.clone(),
@@ -149,7 +151,28 @@ impl ConnArgs {
                 cert: self.tlscert.clone(),
                 key: self.tlskey.clone(),
             },
+            ..Default::default()
         };
+        if let Some(path) = &self.creds {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading credentials {path}"))?;
+            let (jwt, seed) =
+                crate::auth::jwt::parse_creds(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            auth.jwt = Some(jwt);
+            auth.seed = Some(seed);
+        } else if let Some(path) = &self.nkey {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading nkey seed {path}"))?;
+            let seed = text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("SU"))
+                .ok_or_else(|| anyhow::anyhow!("{path}: no user nkey seed (SU...) found"))?;
+            auth.seed = Some(seed.to_string());
+        }
+        if let Some(seed) = &auth.seed {
+            nkeys::KeyPair::from_seed(seed).map_err(|e| anyhow::anyhow!("bad nkey seed: {e}"))?;
+        }
         let list = match &self.server {
             Some(s) => s.clone(),
             None => std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod features;
+mod jwt;
 mod protocol;
 mod security;
 
