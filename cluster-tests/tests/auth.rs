@@ -284,3 +284,52 @@ async fn jwt_creds_with_async_nats() {
     assert!(err.to_lowercase().contains("authorization"), "{err}");
     server.shutdown().await;
 }
+
+/// JWT users of two accounts get separate subject spaces: a publish in one account
+/// never reaches a subscriber of the other on the same subject, and reaches one of its
+/// own account.
+#[tokio::test]
+async fn jwt_accounts_are_isolated() {
+    use cluster_tests::jwt::{user, OperatorSetup};
+    use serde_json::json;
+    let mut op = OperatorSetup::default();
+    let (a, b) = (op.account(None, json!({})), op.account(None, json!({})));
+    let mut c = local_config();
+    c.operator = Some(op.operator_jwt.clone());
+    c.resolver = Some("MEMORY".into());
+    c.resolver_preload = op.preload.iter().cloned().collect();
+    let server = start(c).await;
+    let addr = server.client_addr();
+    let creds = |acc| {
+        let u = user(acc, None, json!({}), json!({}));
+        async_nats::ConnectOptions::with_credentials(&u.creds_file()).expect("creds")
+    };
+    let a_sub = connect(creds(&a), addr).await.expect("A subscriber");
+    let b_sub = connect(creds(&b), addr).await.expect("B subscriber");
+    let a_pub = connect(creds(&a), addr).await.expect("A publisher");
+    let mut sa = a_sub.subscribe("iso").await.unwrap();
+    let mut sb = b_sub.subscribe("iso").await.unwrap();
+    a_sub.flush().await.unwrap();
+    b_sub.flush().await.unwrap();
+    a_pub.publish("iso", "for A".into()).await.unwrap();
+    a_pub.flush().await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sa.next())
+        .await
+        .expect("A's subscriber gets it")
+        .expect("message");
+    assert_eq!(&m.payload[..], b"for A");
+    // B's subscriber saw nothing: a round trip on B's connection after A's message was
+    // delivered, then nothing is queued on B's subscription.
+    b_sub.flush().await.unwrap();
+    let none = tokio::time::timeout(Duration::from_millis(200), sb.next()).await;
+    assert!(none.is_err(), "B got A's message: {none:?}");
+    let acc_names: Vec<String> = server
+        .shared
+        .accounts
+        .all()
+        .iter()
+        .map(|x| x.name.clone())
+        .collect();
+    assert!(acc_names.contains(&a.public_key()) && acc_names.contains(&b.public_key()));
+    server.shutdown().await;
+}
