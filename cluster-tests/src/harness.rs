@@ -43,14 +43,8 @@ where
 
 /// GETs a monitoring endpoint and parses the JSON.
 pub async fn monitor_json(addr: SocketAddr, path: &str) -> serde_json::Value {
-    let mut s = TcpStream::connect(addr).await.expect("connect monitor");
-    let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).await.expect("read");
-    let text = String::from_utf8_lossy(&resp);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("bad JSON from {path}: {e}: {text}"))
+    let body = monitor_text(addr, path).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON from {path}: {e}: {body}"))
 }
 
 /// GETs a monitoring endpoint's body as text (e.g. /metrics).

@@ -216,11 +216,7 @@ async fn jwt_creds_with_async_nats() {
     use serde_json::json;
     let mut op = OperatorSetup::default();
     let acc = op.account(None, json!({}));
-    let mut c = local_config();
-    c.operator = Some(op.operator_jwt.clone());
-    c.resolver = Some("MEMORY".into());
-    c.resolver_preload = op.preload.iter().cloned().collect();
-    let server = start(c).await;
+    let server = start(operator_config(&op)).await;
     let addr = server.client_addr();
 
     let free = user(&acc, None, json!({}), json!({}));
@@ -294,11 +290,7 @@ async fn jwt_accounts_are_isolated() {
     use serde_json::json;
     let mut op = OperatorSetup::default();
     let (a, b) = (op.account(None, json!({})), op.account(None, json!({})));
-    let mut c = local_config();
-    c.operator = Some(op.operator_jwt.clone());
-    c.resolver = Some("MEMORY".into());
-    c.resolver_preload = op.preload.iter().cloned().collect();
-    let server = start(c).await;
+    let server = start(operator_config(&op)).await;
     let addr = server.client_addr();
     let creds = |acc| {
         let u = user(acc, None, json!({}), json!({}));
@@ -332,4 +324,13 @@ async fn jwt_accounts_are_isolated() {
         .collect();
     assert!(acc_names.contains(&a.public_key()) && acc_names.contains(&b.public_key()));
     server.shutdown().await;
+}
+
+/// Operator mode with the setup's operator and preloaded accounts.
+fn operator_config(op: &cluster_tests::jwt::OperatorSetup) -> tern::Config {
+    let mut c = local_config();
+    c.operator = Some(op.operator_jwt.clone());
+    c.resolver = Some("MEMORY".into());
+    c.resolver_preload = op.preload.iter().cloned().collect();
+    c
 }
