@@ -332,7 +332,8 @@ async fn metrics_and_connection_spans() {
 }
 
 /// Control-plane spans: a Raft node that initialises its own group reports the leader
-/// change and, after a cluster config commit, the version it applied.
+/// change and, after a cluster config commit through the admin API, the admin call and
+/// the version it applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raft_leader_and_config_spans() {
     let (rx, addr) = receiver().await;
@@ -376,12 +377,15 @@ async fn raft_leader_and_config_spans() {
                 .find(|s| s.instance == id && s.name == name)
                 .cloned()
         };
-        matches!(
-            (span("tern.raft.leader_change"), span("tern.raft.config_applied")),
-            (Some(l), Some(c))
-                if l.attr("tern.raft.leader_id").as_deref() == Some(node_id.as_str())
-                    && c.attr("tern.cluster.config_version").as_deref() == Some("1")
-        )
+        let admin_ok =
+            span("tern.admin.set_config").is_some_and(|a| a.attr("tern.admin.error").is_none());
+        admin_ok
+            && matches!(
+                (span("tern.raft.leader_change"), span("tern.raft.config_applied")),
+                (Some(l), Some(c))
+                    if l.attr("tern.raft.leader_id").as_deref() == Some(node_id.as_str())
+                        && c.attr("tern.cluster.config_version").as_deref() == Some("1")
+            )
     })
     .await;
     h.shutdown().await;

@@ -101,6 +101,28 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// An OpenTelemetry span for an admin write carried out on this node (no-op when
+    /// telemetry is off): which node it targeted and how it ended.
+    fn span<T>(
+        &self,
+        name: &'static str,
+        start: std::time::SystemTime,
+        target: u64,
+        r: &Result<T, Status>,
+    ) {
+        use opentelemetry::KeyValue;
+        let mut attrs = vec![KeyValue::new(
+            "tern.raft.target_node_id",
+            i64::try_from(target).unwrap_or(i64::MAX),
+        )];
+        if let Err(e) = r {
+            attrs.push(KeyValue::new("tern.admin.error", e.message().to_string()));
+        }
+        crate::telemetry::admin(&self.shared, name, start, attrs);
+    }
+}
+
 #[tonic::async_trait]
 impl AdminService for Admin {
     async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
@@ -172,7 +194,11 @@ impl AdminService for Admin {
             route_url: r.route_url,
             name: r.name,
         };
-        self.node.add_node(r.node_id, node).await.map_err(status)?;
+        let t0 = std::time::SystemTime::now();
+        let id = r.node_id;
+        let res = self.node.add_node(id, node).await.map_err(status);
+        self.span("tern.admin.add_node", t0, id, &res);
+        res?;
         Ok(Response::new(AddNodeReply {}))
     }
 
@@ -188,7 +214,10 @@ impl AdminService for Admin {
                 .map_err(|e| Self::unreachable(&addr, e));
         }
         let id = req.into_inner().node_id;
-        self.node.remove_node(id).await.map_err(status)?;
+        let t0 = std::time::SystemTime::now();
+        let res = self.node.remove_node(id).await.map_err(status);
+        self.span("tern.admin.remove_node", t0, id, &res);
+        res?;
         Ok(Response::new(RemoveNodeReply {}))
     }
 
@@ -269,14 +298,17 @@ impl AdminService for Admin {
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let r = self
+        let t0 = std::time::SystemTime::now();
+        let res = self
             .node
             .write(RaftRequest::SetConfig {
                 config: Box::new(new),
                 unix_ms,
             })
             .await
-            .map_err(status)?;
+            .map_err(status);
+        self.span("tern.admin.set_config", t0, self.node.id, &res);
+        let r = res?;
         Ok(Response::new(SetConfigReply {
             version: r.config_version,
             diff,
@@ -306,6 +338,13 @@ impl AdminService for Admin {
         let id = req.get_ref().node_id;
         if id == 0 || id == self.node.id {
             tracing::info!("admin: drain requested, entering lame duck mode");
+            let ok: Result<(), Status> = Ok(());
+            self.span(
+                "tern.admin.drain",
+                std::time::SystemTime::now(),
+                self.node.id,
+                &ok,
+            );
             let s = self.shared.clone();
             tokio::spawn(async move { s.enter_lame_duck().await });
             return Ok(Response::new(DrainReply {}));
