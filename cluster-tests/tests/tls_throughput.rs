@@ -69,7 +69,7 @@ async fn every_message_arrives(pki: &Pki, addr: &str, server: &str) {
         match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
             Ok(Some(_)) => {
                 got += 1;
-                if got % 1000 == 0 {
+                if got.is_multiple_of(1000) {
                     received.store(got, Ordering::Release);
                     progress.notify_one();
                 }
