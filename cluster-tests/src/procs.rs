@@ -75,11 +75,29 @@ pub struct Ports {
 
 impl Ports {
     /// Three currently free loopback ports.
+    /// Three free ports below Linux's ephemeral range (32768-60999). A port the
+    /// kernel hands out for `bind(0)` comes from that range, and so do the source
+    /// ports of every outgoing connection the other tests make meanwhile: between our
+    /// probe and the server's bind, one of them could take it ("Address already in
+    /// use"). Ports chosen at random from 20000-32767 are never handed out that way.
     pub fn free() -> Ports {
-        let l: Vec<std::net::TcpListener> = (0..3)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        use std::hash::{BuildHasher, Hasher};
+        let mut picked: Vec<std::net::TcpListener> = Vec::new();
+        let mut tries = 0;
+        while picked.len() < 3 {
+            tries += 1;
+            assert!(tries < 10_000, "no free port in 20000-32767");
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(tries);
+            let port = 20000 + (h.finish() % 12768) as u16;
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                picked.push(l);
+            }
+        }
+        let p: Vec<u16> = picked
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
             .collect();
-        let p: Vec<u16> = l.iter().map(|l| l.local_addr().unwrap().port()).collect();
         Ports {
             client: p[0],
             cluster: p[1],
