@@ -83,7 +83,7 @@ pub fn proc_mem_bytes() -> u64 {
 }
 
 pub async fn handle(axum::extract::State(m): St) -> Response {
-    json_response(&build(&m))
+    json_response(build(&m))
 }
 
 /// The /varz document (also the source of the `gnatsd_varz_*` metrics).
