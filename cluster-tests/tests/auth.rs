@@ -100,17 +100,7 @@ async fn permission_errors_reach_the_client_and_keep_it_connected() {
     let nc = connect(o, server.client_addr()).await.expect("connect");
     nc.publish("nope", "x".into()).await.expect("queued");
     nc.flush().await.expect("flush");
-    let ev = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match rx.recv().await {
-                Some(e) if e.contains("Permissions Violation") => return e,
-                Some(_) => continue,
-                None => return String::new(),
-            }
-        }
-    })
-    .await
-    .expect("permission event");
+    let ev = permission_event(&mut rx).await;
     assert!(ev.contains("Publish to \"nope\""), "{ev}");
     // Still usable afterwards.
     let mut sub = nc.subscribe("ok.x").await.expect("sub");
@@ -260,17 +250,7 @@ async fn jwt_creds_with_async_nats() {
     let ec = connect(o, addr).await.expect("limited user connects");
     ec.publish("secret.x", "no".into()).await.expect("publish");
     ec.flush().await.expect("flush");
-    let ev = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match rx.recv().await {
-                Some(e) if e.contains("Permissions Violation") => return e,
-                Some(_) => continue,
-                None => return String::new(),
-            }
-        }
-    })
-    .await
-    .expect("permission error event");
+    let ev = permission_event(&mut rx).await;
     assert!(ev.contains("secret.x"), "{ev}");
 
     let stranger = nkeys::KeyPair::new_account();
@@ -333,4 +313,19 @@ fn operator_config(op: &cluster_tests::jwt::OperatorSetup) -> tern::Config {
     c.resolver = Some("MEMORY".into());
     c.resolver_preload = op.preload.iter().cloned().collect();
     c
+}
+
+/// The first client event that reports a Permissions Violation (5 s at most).
+async fn permission_event(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match rx.recv().await {
+                Some(e) if e.contains("Permissions Violation") => return e,
+                Some(_) => continue,
+                None => return String::new(),
+            }
+        }
+    })
+    .await
+    .expect("a Permissions Violation event")
 }

@@ -176,6 +176,11 @@ pub async fn serve_websocket<R, W>(
 }
 
 /// Who a new connection is before CONNECT.
+/// A timer that never fires in practice: the auth and JWT-expiry timers start with
+/// it and are reset to a real deadline only when one applies, so `select!` keeps a
+/// single shape instead of optional branches.
+const DISARMED: Duration = Duration::from_secs(86400 * 365);
+
 struct Identity {
     cid: u64,
     addr: SocketAddr,
@@ -381,11 +386,11 @@ impl Conn {
         let auth_deadline = tokio::time::sleep(if self.auth_required {
             self.cfg.auth_timeout()
         } else {
-            Duration::from_secs(86400 * 365)
+            DISARMED
         });
         tokio::pin!(auth_deadline);
         // When the user JWT expires (armed at CONNECT when it has `exp`).
-        let expiry = tokio::time::sleep(Duration::from_secs(86400 * 365));
+        let expiry = tokio::time::sleep(DISARMED);
         tokio::pin!(expiry);
         let ping = tokio::time::sleep(self.cfg.ping_interval);
         tokio::pin!(ping);
