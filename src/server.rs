@@ -11,17 +11,24 @@ use std::time::{Duration, SystemTime};
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::account::{Account, Accounts};
-use crate::client::{self, Client, Subscription};
+use crate::client::Client;
 use crate::config::{defaults, Config};
 use crate::error::{CloseReason, StartError};
 use crate::net::Security;
 use crate::protocol::info::ServerInfo;
 use crate::route::RouteState;
+
+mod closed;
+mod listen;
+
+pub use closed::{ClosedConn, ClosedSub};
+pub use listen::fmt_host_port;
+use listen::{accept_loop, own_client_urls};
+pub(crate) use listen::{bind, own_client_urls_for};
 
 /// The nats-server version tern speaks the protocol of. Clients gate features on the
 /// INFO `version` (nats.py insists on semver, nats.go/nats.js unlock features >= 2.10).
@@ -46,86 +53,6 @@ pub struct Stats {
     /// PING→PONG round trips of client connections and of routes (/metrics histograms).
     pub client_rtt: crate::monitor::histogram::Histogram,
     pub route_rtt: crate::monitor::histogram::Histogram,
-}
-
-/// A closed connection as kept for `/connz?state=closed`.
-#[derive(Debug, Clone)]
-pub struct ClosedConn {
-    pub cid: u64,
-    pub addr: SocketAddr,
-    pub start: SystemTime,
-    pub stop: SystemTime,
-    pub reason: CloseReason,
-    pub name: String,
-    pub lang: String,
-    pub version: String,
-    pub in_msgs: u64,
-    pub in_bytes: u64,
-    pub out_msgs: u64,
-    pub out_bytes: u64,
-    pub subscriptions: usize,
-    pub last_activity: SystemTime,
-    pub rtt: Option<Duration>,
-    pub user: String,
-    /// The account the connection was bound to (`$G` without one).
-    pub account: String,
-    pub tls: Option<crate::client::TlsSession>,
-    /// Came in over the websocket listener (/connz `type`).
-    pub websocket: bool,
-    /// The subscriptions held at close (nats-server keeps them for `subs=1|detail`).
-    pub subs: Vec<ClosedSub>,
-}
-
-/// A subscription of a closed connection, as /connz `subs=detail` shows it.
-#[derive(Debug, Clone)]
-pub struct ClosedSub {
-    pub subject: String,
-    pub queue: Option<String>,
-    pub sid: String,
-    pub msgs: u64,
-    pub max: u64,
-}
-
-impl ClosedConn {
-    pub fn from_client(c: &Client, reason: CloseReason, subs: &[Arc<Subscription>]) -> Self {
-        let meta = c.meta.lock().clone();
-        let (out_msgs, out_bytes) = c.out.counters();
-        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        ClosedConn {
-            cid: c.cid,
-            addr: c.addr,
-            start: c.start,
-            stop: SystemTime::now(),
-            reason,
-            name: meta.name,
-            lang: meta.lang,
-            version: meta.version,
-            in_msgs: c.in_msgs.load(Ordering::Relaxed),
-            in_bytes: c.in_bytes.load(Ordering::Relaxed),
-            out_msgs,
-            out_bytes,
-            subscriptions: subs.len(),
-            last_activity: c.last_activity(),
-            rtt: meta.rtt,
-            user: meta.user,
-            account: meta
-                .account
-                .as_ref()
-                .map_or_else(|| "$G".to_string(), |a| a.name.clone()),
-            tls: meta.tls,
-            websocket: c.websocket,
-            subs: subs
-                .iter()
-                .map(|s| ClosedSub {
-                    subject: lossy(&s.subject),
-                    queue: s.queue.as_deref().map(lossy),
-                    sid: lossy(&s.sid),
-                    msgs: s.delivered.load(Ordering::Relaxed),
-                    max: s.max.load(Ordering::Relaxed),
-                })
-                .collect(),
-        }
-    }
 }
 
 /// State shared by every task of one server.
@@ -767,124 +694,8 @@ impl Server {
     }
 }
 
-/// The client URLs this server advertises: `client_advertise`, else every
-/// non-loopback interface for an unspecified host (as nats-server), else host:port.
-fn own_client_urls(config: &Config, port: u16) -> Vec<String> {
-    if let Some(adv) = &config.client_advertise {
-        return vec![if adv.contains(':') {
-            adv.clone()
-        } else {
-            format!("{adv}:{port}")
-        }];
-    }
-    own_client_urls_for(&config.host, port)
-}
-
-/// URLs of a listener on `host`: every non-loopback interface when unspecified.
-pub(crate) fn own_client_urls_for(host: &str, port: u16) -> Vec<String> {
-    let unspecified = host == "0.0.0.0" || host == "::" || host.is_empty();
-    if !unspecified {
-        return vec![fmt_host_port(host, port)];
-    }
-    let mut urls: Vec<String> = if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| !i.is_loopback())
-        .filter(|i| host != "0.0.0.0" || i.ip().is_ipv4())
-        .map(|i| fmt_host_port(&i.ip().to_string(), port))
-        .collect();
-    if urls.is_empty() {
-        urls.push(fmt_host_port("127.0.0.1", port));
-    }
-    urls
-}
-
 /// Resolves once shutdown has been signalled, also when it already was before the
 /// call (`changed()` would wait for a change that never comes).
 pub async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
-}
-
-/// `host:port`, with brackets for IPv6 as Go's net.JoinHostPort writes it.
-pub fn fmt_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-pub(crate) async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
-    let display = fmt_host_port(host, port);
-    let to_err = |source| StartError::Listen {
-        addr: display.clone(),
-        source,
-    };
-    let ip: std::net::IpAddr = match host.parse() {
-        Ok(ip) => ip,
-        Err(_) => {
-            let resolved = tokio::net::lookup_host((host, port))
-                .await
-                .map_err(to_err)?
-                .next()
-                .ok_or_else(|| to_err(std::io::Error::other("no address")))?;
-            resolved.ip()
-        }
-    };
-    let sa = SocketAddr::new(ip, port);
-    // SO_REUSEADDR so a restarted server can rebind at once (client harnesses do that).
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(sa),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .map_err(to_err)?;
-    socket.set_reuse_address(true).map_err(to_err)?;
-    if sa.is_ipv6() {
-        let _ = socket.set_only_v6(false);
-    }
-    socket.bind(&sa.into()).map_err(to_err)?;
-    socket.listen(1024).map_err(to_err)?;
-    socket.set_nonblocking(true).map_err(to_err)?;
-    TcpListener::from_std(socket.into()).map_err(to_err)
-}
-
-async fn accept_loop(shared: Arc<ServerShared>, listener: TcpListener) {
-    let mut shutdown = shared.shutdown_rx();
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        // A shutdown sent before this task subscribed is not a "change": check it.
-        if *shutdown.borrow() {
-            break;
-        }
-        tokio::select! {
-            _ = stopped(&mut shutdown) => break,
-            // Lame duck: stop listening, as nats-server closes its listener.
-            _ = shared.stop_accepting.notified() => {
-                drop(listener);
-                stopped(&mut shutdown).await;
-                break;
-            }
-            r = listener.accept() => match r {
-                Ok((stream, addr)) => {
-                    backoff = Duration::from_millis(10);
-                    if shared.is_lame_duck() {
-                        drop(stream);
-                        continue;
-                    }
-                    tokio::spawn(client::serve(shared.clone(), stream, addr));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::error!("Temporary Client Accept Error ({e}), sleeping {}ms", backoff.as_millis());
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            }
-        }
-    }
-    // Close every client: they watch the same shutdown channel.
-    for c in shared.clients.iter() {
-        c.close_from_server(CloseReason::ServerShutdown);
-    }
 }

@@ -399,6 +399,49 @@ async fn connz_with_real_clients() {
     assert_eq!(all["total"], 2);
     let open = monitor_json(m, "/connz").await;
     assert_eq!(open["total"], 1);
+
+    // A closed connection's subscriptions are kept in nats-server's full SubDetail
+    // shape: with the account, without the auto-unsubscribe limit, in sid order.
+    let mut gamma = TcpStream::connect(server.client_addr()).await.unwrap();
+    let ops = "CONNECT {\"name\":\"gamma\",\"verbose\":false}\r\nSUB a.10 10\r\n\
+               SUB a.9 q 9\r\nUNSUB 10 5\r\nSUB a.2 2\r\nPING\r\n";
+    gamma.write_all(ops.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    while !String::from_utf8_lossy(&buf).contains("PONG") {
+        let mut chunk = [0u8; 512];
+        let n = gamma.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "gamma closed early: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let open = monitor_json(m, "/connz?subs=detail").await;
+    let det = &conn_by_name(&open, "gamma")["subscriptions_list_detail"];
+    assert_eq!((&det[2]["sid"], &det[2]["max"]), (&"10".into(), &5.into()));
+    assert!(det[0].get("account").is_none(), "{det}");
+    drop(gamma);
+    wait_until(WAIT, "gamma closed", || async move {
+        monitor_json(m, "/connz?state=closed").await["total"] == 2
+    })
+    .await;
+    let closed = monitor_json(m, "/connz?state=closed&subs=detail").await;
+    let det = conn_by_name(&closed, "gamma")["subscriptions_list_detail"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    let sids: Vec<&str> = det.iter().map(|d| d["sid"].as_str().unwrap()).collect();
+    assert_eq!(sids, ["2", "9", "10"]);
+    assert_eq!(
+        (&det[1]["account"], &det[1]["account_tag"]),
+        (&"$G".into(), &"$G".into())
+    );
+    assert_eq!(
+        (&det[1]["subject"], &det[1]["qgroup"]),
+        (&"a.9".into(), &"q".into())
+    );
+    assert!(det[2].get("max").is_none(), "{det:?}");
     server.shutdown().await;
 }
 

@@ -1,8 +1,9 @@
 //! /connz: open and closed client connections, sorted and paged as nats-server does.
 //!
 //! A request first takes a small sortable row per connection (counters, times; no
-//! strings), sorts the rows, and renders JSON only for the requested page, so a large
-//! server costs O(connections) cheap reads, not O(connections) documents. Each open
+//! strings), orders the rows, and renders JSON (`connz_render`) only for the requested
+//! page, straight to bytes, so a large server costs O(connections) cheap reads, not
+//! O(connections) documents. Each open
 //! connection's counters are read with one short lock of its outbound buffer; the
 //! message path is not asked to do anything for this endpoint.
 
@@ -11,14 +12,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::State;
-use axum::response::Response;
-use serde_json::{json, Map, Value};
-
-use super::format::{elapsed, page_bounds, rfc3339, rtt, uptime, window, Query};
-use super::{respond, Params, QueryMap, St};
+use super::format::{elapsed, page_bounds, window, Query};
+use super::{bad_request, json_bytes, Params, QueryMap, St};
 use crate::client::Client;
 use crate::server::{ClosedConn, ServerShared};
+use axum::extract::State;
+use axum::response::Response;
 
 /// nats-server's DefaultConnListSize.
 const DEFAULT_LIMIT: usize = 1024;
@@ -82,27 +81,27 @@ fn parse_state(v: Option<&str>) -> Result<ConnState, String> {
     }
 }
 
-enum Src {
+pub(super) enum Src {
     Open(Arc<Client>),
     Closed(Arc<ClosedConn>),
 }
 
 /// What sorting needs, read once per connection.
-struct Row {
-    cid: u64,
-    start: SystemTime,
-    last: SystemTime,
+pub struct Row {
+    pub(super) cid: u64,
+    pub(super) start: SystemTime,
+    pub(super) last: SystemTime,
     /// `now` for open connections: idle and uptime run to the stop time otherwise.
-    end: SystemTime,
-    stop: Option<SystemTime>,
-    rtt: Option<Duration>,
-    subs: usize,
-    pending: usize,
-    in_msgs: u64,
-    out_msgs: u64,
-    in_bytes: u64,
-    out_bytes: u64,
-    src: Src,
+    pub(super) end: SystemTime,
+    pub(super) stop: Option<SystemTime>,
+    pub(super) rtt: Option<Duration>,
+    pub(super) subs: usize,
+    pub(super) pending: usize,
+    pub(super) in_msgs: u64,
+    pub(super) out_msgs: u64,
+    pub(super) in_bytes: u64,
+    pub(super) out_bytes: u64,
+    pub(super) src: Src,
 }
 
 impl Row {
@@ -143,29 +142,10 @@ impl Row {
         }
     }
 
-    fn reason(&self) -> &'static str {
+    pub(super) fn reason(&self) -> &'static str {
         match &self.src {
             Src::Open(_) => "",
             Src::Closed(c) => c.reason.as_str(),
-        }
-    }
-
-    fn account(&self) -> String {
-        match &self.src {
-            Src::Open(c) => c
-                .meta
-                .lock()
-                .account
-                .as_ref()
-                .map_or_else(|| "$G".to_string(), |a| a.name.clone()),
-            Src::Closed(c) => c.account.clone(),
-        }
-    }
-
-    fn user(&self) -> String {
-        match &self.src {
-            Src::Open(c) => c.meta.lock().user.clone(),
-            Src::Closed(c) => c.user.clone(),
         }
     }
 }
@@ -196,13 +176,39 @@ pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
     // A large page (10k connections, subs=detail) takes milliseconds of CPU to build
     // and serialise: on the blocking pool it never holds an async worker that client
     // and route tasks are waiting for.
-    tokio::task::spawn_blocking(move || respond(connz(&m.shared, &Query(&q))))
-        .await
-        .unwrap_or_else(|e| respond(Err(format!("connz: {e}"))))
+    tokio::task::spawn_blocking(move || match connz(&m.shared, &Query(&q)) {
+        Ok(page) => json_bytes(page.to_json()),
+        Err(msg) => bad_request(msg),
+    })
+    .await
+    .unwrap_or_else(|e| bad_request(format!("connz: {e}")))
 }
 
-/// The /connz document for these query parameters (also used for `gnatsd_connz_*`).
-pub fn connz(s: &ServerShared, q: &Query<'_>) -> Result<Value, String> {
+/// One /connz answer: the rows of the requested page, already ordered, and what the
+/// document around them says. Rendered by `connz_render` straight to bytes.
+pub struct Page<'a> {
+    pub(super) server_id: &'a str,
+    pub(super) now: SystemTime,
+    pub(super) total: usize,
+    pub(super) offset: usize,
+    pub(super) limit: usize,
+    pub(super) rows: Vec<Row>,
+    pub(super) auth: bool,
+    pub(super) subs: bool,
+    pub(super) detail: bool,
+    /// `acc=` named no account: nats-server's all-but-empty document.
+    pub(super) unknown_account: bool,
+}
+
+impl Page<'_> {
+    /// Sum of one counter over the page's rows (the exporter's `gnatsd_connz_*` sums).
+    pub fn sum(&self, f: impl Fn(&Row) -> u64) -> u64 {
+        self.rows.iter().map(f).sum()
+    }
+}
+
+/// The /connz page for these query parameters (also used for `gnatsd_connz_*`).
+pub fn connz<'a>(s: &'a ServerShared, q: &Query<'_>) -> Result<Page<'a>, String> {
     // Decoded in nats-server's order so the first bad parameter is the one reported.
     let sort = q.get("sort");
     let auth = q.bool("auth")?;
@@ -221,13 +227,22 @@ pub fn connz(s: &ServerShared, q: &Query<'_>) -> Result<Value, String> {
         limit = 1;
     }
     let now = SystemTime::now();
+    let mut page = Page {
+        server_id: &s.server_id,
+        now,
+        total: 0,
+        offset,
+        limit,
+        rows: Vec::new(),
+        auth,
+        subs,
+        detail,
+        unknown_account: false,
+    };
     let acc = q.get("acc");
     if acc.is_some_and(|a| s.accounts.get(a).is_none()) {
-        // nats-server answers an unknown account with an all-but-empty document.
-        return Ok(json!({
-            "server_id": "", "now": rfc3339(now), "num_connections": 0, "total": 0,
-            "offset": offset, "limit": limit, "connections": null,
-        }));
+        page.unknown_account = true;
+        return Ok(page);
     }
     let want_open = state != ConnState::Closed;
     let want_closed = state != ConnState::Open;
@@ -236,194 +251,143 @@ pub fn connz(s: &ServerShared, q: &Query<'_>) -> Result<Value, String> {
     } else {
         Vec::new()
     };
-    // total counts before the cid and user filters, as nats-server's does.
+    let filter = Filter {
+        cid,
+        acc,
+        user: q.get("user"),
+    };
+    // total counts before the cid and user filters, as nats-server's does; with acc=
+    // it is the account's count.
     let mut total = if want_open { s.clients.len() } else { 0 } + closed.len();
-    let mut rows: Vec<Row> = Vec::with_capacity(total);
-    if want_open {
-        if cid > 0 {
-            if let Some(c) = s.clients.get(&cid) {
-                rows.push(Row::open(c.value(), now));
-            }
-        } else {
-            rows.extend(s.clients.iter().map(|c| Row::open(c.value(), now)));
-        }
-    }
-    rows.extend(
-        closed
-            .iter()
-            .filter(|c| cid == 0 || c.cid == cid)
-            .map(Row::closed),
-    );
-    if let Some(acc) = acc {
-        // nats-server serves an account's connz from that account's clients only.
-        rows.retain(|r| r.account() == acc);
-        total = rows.len();
-    }
-    if let Some(user) = q.get("user") {
-        rows.retain(|r| r.user() == user);
-    }
-    // Only the requested page needs ordering: partition the first offset+limit rows
-    // out in linear time, then sort just those (compare ends on cid, so the order is
-    // total and the page is the same as after a full sort). With 10k connections and
-    // the default page this avoids moving every row around in a full sort.
-    let keep = offset.saturating_add(limit);
-    if keep > 0 && keep < rows.len() {
-        rows.select_nth_unstable_by(keep - 1, |a, b| compare(a, b, sort));
-        rows.truncate(keep);
-    }
-    rows.sort_by(|a, b| compare(a, b, sort));
-    let page: Vec<Value> = rows[window(rows.len(), offset, limit)]
-        .iter()
-        .map(|r| render(r, now, auth, subs, detail))
-        .collect();
-    Ok(json!({
-        "server_id": s.server_id,
-        "now": rfc3339(now),
-        "num_connections": page.len(),
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-        "connections": page,
-    }))
-}
-
-/// One ConnInfo, keys in nats-server's order, empty optional fields left out.
-fn render(r: &Row, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Value {
-    let mut o = Map::new();
-    let mut put = |k: &str, v: Value| {
-        o.insert(k.to_string(), v);
-    };
-    let (addr, name, lang, version, user, tls) = match &r.src {
-        Src::Open(c) => {
-            let m = c.meta.lock();
-            (
-                c.addr,
-                m.name.clone(),
-                m.lang.clone(),
-                m.version.clone(),
-                m.user.clone(),
-                m.tls.clone(),
-            )
-        }
-        Src::Closed(c) => (
-            c.addr,
-            c.name.clone(),
-            c.lang.clone(),
-            c.version.clone(),
-            c.user.clone(),
-            c.tls.clone(),
-        ),
-    };
-    put("cid", json!(r.cid));
-    put("kind", json!("Client"));
-    let websocket = match &r.src {
-        Src::Open(c) => c.websocket,
-        Src::Closed(c) => c.websocket,
-    };
-    put("type", json!(if websocket { "websocket" } else { "nats" }));
-    put("ip", json!(addr.ip().to_string()));
-    put("port", json!(addr.port()));
-    put("start", json!(rfc3339(r.start)));
-    put("last_activity", json!(rfc3339(r.last)));
-    if let Some(stop) = r.stop {
-        put("stop", json!(rfc3339(stop)));
-        put("reason", json!(r.reason()));
-    }
-    put("rtt", json!(rtt(r.rtt)));
-    let end = if r.stop.is_some() { r.end } else { now };
-    put("uptime", json!(uptime(elapsed(end, r.start))));
-    put("idle", json!(uptime(elapsed(end, r.last))));
-    put("pending_bytes", json!(r.pending));
-    put("in_msgs", json!(r.in_msgs));
-    put("out_msgs", json!(r.out_msgs));
-    put("in_bytes", json!(r.in_bytes));
-    put("out_bytes", json!(r.out_bytes));
-    put("subscriptions", json!(r.subs));
-    for (k, v) in [("name", name), ("lang", lang), ("version", version)] {
-        if !v.is_empty() {
-            put(k, json!(v));
-        }
-    }
-    if let Some(t) = tls {
-        put("tls_version", json!(t.version));
-        put("tls_cipher_suite", json!(t.cipher));
-        // nats-server shows the peer's certificates only with auth=1.
-        if auth && !t.peer_certs.is_empty() {
-            put("tls_peer_certs", json!(t.peer_certs));
-        }
-        if t.first {
-            put("tls_first", json!(true));
-        }
-    }
-    if auth && !user.is_empty() {
-        put("authorized_user", json!(user));
-    }
-    let account = r.account();
-    if auth && account != "$G" {
-        put("account", json!(account));
-    }
-    if subs || detail {
-        let list = sub_details(r);
-        if !list.is_empty() {
-            if detail {
-                put("subscriptions_list_detail", Value::Array(list));
+    let rows = if sort == SortBy::Cid {
+        // Ordering by cid needs nothing but the cid: the page is chosen from bare
+        // (cid, where) pairs and counters are read only for connections on it, so the
+        // others are neither cloned nor locked (unless acc= or user= must look).
+        let mut picks: Vec<(u64, u32)> = Vec::with_capacity(total);
+        let mut in_acc = 0;
+        if want_open {
+            let mut consider = |c: &Client| {
+                let (counted, pass) = filter.open(c);
+                in_acc += usize::from(counted);
+                if pass {
+                    picks.push((c.cid, OPEN));
+                }
+            };
+            if cid > 0 {
+                if let Some(c) = s.clients.get(&cid) {
+                    consider(c.value());
+                }
+            } else if filter.acc.is_none() && filter.user.is_none() {
+                // The map's key is the cid: the clients themselves are not touched.
+                picks.extend(s.clients.iter().map(|c| (*c.key(), OPEN)));
+                in_acc = picks.len();
             } else {
-                let names = list.into_iter().map(|mut d| d["subject"].take()).collect();
-                put("subscriptions_list", Value::Array(names));
+                s.clients.iter().for_each(|c| consider(c.value()));
             }
         }
-    }
-    // `account` only for accounts other than $G; name_tag falls back to the account name.
-    if auth && matches!(r.src, Src::Open(_)) {
-        put("name_tag", json!(account));
-    }
-    Value::Object(o)
+        for (i, c) in closed.iter().enumerate() {
+            let (counted, pass) = filter.closed(c);
+            in_acc += usize::from(counted);
+            if pass {
+                picks.push((c.cid, i as u32));
+            }
+        }
+        if acc.is_some() {
+            total = in_acc;
+        }
+        take_page(&mut picks, offset, limit, |a, b| a.0.cmp(&b.0));
+        picks
+            .into_iter()
+            .filter_map(|(cid, at)| match at {
+                // Gone since it was counted: left out rather than shown half-read.
+                OPEN => s.clients.get(&cid).map(|c| Row::open(c.value(), now)),
+                i => Some(Row::closed(&closed[i as usize])),
+            })
+            .collect()
+    } else {
+        let mut rows: Vec<Row> = Vec::with_capacity(total);
+        let mut in_acc = 0;
+        if want_open {
+            let mut consider = |c: &Arc<Client>| {
+                let (counted, pass) = filter.open(c);
+                in_acc += usize::from(counted);
+                if pass {
+                    rows.push(Row::open(c, now));
+                }
+            };
+            if cid > 0 {
+                if let Some(c) = s.clients.get(&cid) {
+                    consider(c.value());
+                }
+            } else {
+                s.clients.iter().for_each(|c| consider(c.value()));
+            }
+        }
+        for c in &closed {
+            let (counted, pass) = filter.closed(c);
+            in_acc += usize::from(counted);
+            if pass {
+                rows.push(Row::closed(c));
+            }
+        }
+        if acc.is_some() {
+            total = in_acc;
+        }
+        take_page(&mut rows, offset, limit, |a, b| compare(a, b, sort));
+        rows
+    };
+    page.total = total;
+    page.rows = rows;
+    Ok(page)
 }
 
-/// `subscriptions_list_detail` items (nats-server's client SubDetail: no account).
-fn sub_details(r: &Row) -> Vec<Value> {
-    let item = |subject: &str, queue: Option<&str>, sid: &str, msgs: u64, max: u64| {
-        let mut d = json!({"subject": subject});
-        if let Some(q) = queue {
-            d["qgroup"] = json!(q);
+/// Marks an open connection in the cid-only page selection (else: index into closed).
+const OPEN: u32 = u32::MAX;
+
+/// Leaves `v` holding the `[offset, offset+limit)` window of its items in `cmp` order.
+/// Only the first offset+limit items need ordering: they are partitioned out in linear
+/// time and only they are sorted (every order here ends on the cid, so it is total and
+/// the page equals the one after a full sort). With 10k connections and the default
+/// page this avoids sorting, or even moving, most of them.
+fn take_page<T>(v: &mut Vec<T>, offset: usize, limit: usize, cmp: impl Fn(&T, &T) -> CmpOrdering) {
+    let keep = offset.saturating_add(limit);
+    if keep > 0 && keep < v.len() {
+        v.select_nth_unstable_by(keep - 1, &cmp);
+        v.truncate(keep);
+    }
+    v.sort_unstable_by(&cmp);
+    let w = window(v.len(), offset, limit);
+    v.truncate(w.end);
+    v.drain(..w.start);
+}
+
+/// The cid=, acc= and user= filters.
+struct Filter<'q> {
+    cid: u64,
+    acc: Option<&'q str>,
+    user: Option<&'q str>,
+}
+
+impl Filter<'_> {
+    /// (counts toward an acc= total, is shown).
+    fn open(&self, c: &Client) -> (bool, bool) {
+        if self.cid > 0 && c.cid != self.cid {
+            return (false, false);
         }
-        d["sid"] = json!(sid);
-        d["msgs"] = json!(msgs);
-        if max > 0 {
-            d["max"] = json!(max);
+        if self.acc.is_none() && self.user.is_none() {
+            return (true, true);
         }
-        d["cid"] = json!(r.cid);
-        d
-    };
-    let mut out: Vec<(Vec<u8>, Value)> = match &r.src {
-        Src::Open(c) => c
-            .subs
-            .lock()
-            .values()
-            .map(|s| {
-                let subject = String::from_utf8_lossy(&s.subject);
-                let queue = s.queue.as_deref().map(String::from_utf8_lossy);
-                let sid = String::from_utf8_lossy(&s.sid);
-                let v = item(
-                    &subject,
-                    queue.as_deref(),
-                    &sid,
-                    s.delivered.load(Ordering::Relaxed),
-                    s.max.load(Ordering::Relaxed),
-                );
-                (s.sid.to_vec(), v)
-            })
-            .collect(),
-        Src::Closed(c) => c
-            .subs
-            .iter()
-            .map(|s| {
-                let v = item(&s.subject, s.queue.as_deref(), &s.sid, s.msgs, s.max);
-                (s.sid.clone().into_bytes(), v)
-            })
-            .collect(),
-    };
-    // A stable order (by sid) instead of the hash map's.
-    out.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(&b.0)));
-    out.into_iter().map(|(_, v)| v).collect()
+        let m = c.meta.lock();
+        let account = m.account.as_ref().map_or("$G", |a| a.name.as_str());
+        let in_acc = self.acc.is_none_or(|a| a == account);
+        (in_acc, in_acc && self.user.is_none_or(|u| u == m.user))
+    }
+
+    fn closed(&self, c: &ClosedConn) -> (bool, bool) {
+        if self.cid > 0 && c.cid != self.cid {
+            return (false, false);
+        }
+        let in_acc = self.acc.is_none_or(|a| a == c.account);
+        (in_acc, in_acc && self.user.is_none_or(|u| u == c.user))
+    }
 }

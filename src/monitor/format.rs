@@ -9,23 +9,46 @@ use crate::config::duration::format_duration;
 
 /// RFC 3339 UTC with nanoseconds, as Go marshals time.Time.
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let (y, m, dd) = civil_from_days(days);
-    let nanos = d.subsec_nanos();
-    let frac = if nanos == 0 {
-        String::new()
-    } else {
-        let s = format!(".{nanos:09}");
-        s.trim_end_matches('0').to_string()
-    };
-    format!(
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}{frac}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    Rfc3339(t).to_string()
+}
+
+/// [`rfc3339`] as `Display`, so a serializer can write it without a `String` per field.
+pub struct Rfc3339(pub SystemTime);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self
+            .0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = d.as_secs() as i64;
+        let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+        let (y, m, dd) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}",
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        )?;
+        // Go prints the fraction with trailing zeros dropped, and none when whole.
+        let mut nanos = d.subsec_nanos();
+        if nanos != 0 {
+            let mut width = 9;
+            while nanos.is_multiple_of(10) {
+                nanos /= 10;
+                width -= 1;
+            }
+            write!(f, ".{nanos:0width$}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
@@ -44,25 +67,41 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// nats-server's uptime style (`myUptime`): "9s", "1m29s", "2h0m5s", "2d3h0m5s", "1y2d...".
 pub fn uptime(d: Duration) -> String {
-    let s = d.as_secs();
-    let (mins, hrs, days) = (s / 60, s / 3600, s / 86400);
-    let years = days / 365;
-    if years > 0 {
-        format!(
-            "{years}y{}d{}h{}m{}s",
-            days % 365,
-            hrs % 24,
-            mins % 60,
-            s % 60
-        )
-    } else if days > 0 {
-        format!("{days}d{}h{}m{}s", hrs % 24, mins % 60, s % 60)
-    } else if hrs > 0 {
-        format!("{hrs}h{}m{}s", mins % 60, s % 60)
-    } else if mins > 0 {
-        format!("{mins}m{}s", s % 60)
-    } else {
-        format!("{s}s")
+    Uptime(d).to_string()
+}
+
+/// [`uptime`] as `Display` (and `Serialize` without an intermediate `String`).
+pub struct Uptime(pub Duration);
+
+impl std::fmt::Display for Uptime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0.as_secs();
+        let (mins, hrs, days) = (s / 60, s / 3600, s / 86400);
+        let years = days / 365;
+        if years > 0 {
+            write!(
+                f,
+                "{years}y{}d{}h{}m{}s",
+                days % 365,
+                hrs % 24,
+                mins % 60,
+                s % 60
+            )
+        } else if days > 0 {
+            write!(f, "{days}d{}h{}m{}s", hrs % 24, mins % 60, s % 60)
+        } else if hrs > 0 {
+            write!(f, "{hrs}h{}m{}s", mins % 60, s % 60)
+        } else if mins > 0 {
+            write!(f, "{mins}m{}s", s % 60)
+        } else {
+            write!(f, "{s}s")
+        }
+    }
+}
+
+impl serde::Serialize for Uptime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -188,6 +227,10 @@ mod tests {
             "2d3h0m5s"
         );
         assert_eq!(uptime(Duration::from_secs(400 * 86400)), "1y35d0h0m0s");
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_795_000_000, 120_000_000);
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40.12Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_795_000_000, 999_999_999);
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40.999999999Z");
     }
 
     #[test]

@@ -181,25 +181,29 @@ fn exporter_generic(t: &mut Text, endpoint: &str, doc: &Value) {
 }
 
 /// The exporter's connz collector: page fields and sums over the default page.
-fn exporter_connz(t: &mut Text, doc: &Value) {
-    for k in ["num_connections", "total", "offset", "limit"] {
-        let v = doc[k].as_f64().unwrap_or(0.0);
-        t.single(&format!("gnatsd_connz_{k}"), "gauge", k, v);
+fn exporter_connz(t: &mut Text, page: &connz::Page<'_>) {
+    let fields = [
+        ("num_connections", page.rows.len()),
+        ("total", page.total),
+        ("offset", page.offset),
+        ("limit", page.limit),
+    ];
+    for (k, v) in fields {
+        t.single(&format!("gnatsd_connz_{k}"), "gauge", k, v as f64);
     }
-    let conns = doc["connections"].as_array().cloned().unwrap_or_default();
-    let sum = |k: &str| {
-        conns
-            .iter()
-            .map(|c| c[k].as_f64().unwrap_or(0.0))
-            .sum::<f64>()
-    };
-    for k in ["pending_bytes", "subscriptions"] {
-        t.single(&format!("gnatsd_connz_{k}"), "gauge", k, sum(k));
-    }
-    // The exporter types these as counters, but a sum over open connections drops
-    // when one closes; they are gauges here so no reader mistakes a drop for a reset.
-    for k in ["in_bytes", "out_bytes", "in_msgs", "out_msgs"] {
-        t.single(&format!("gnatsd_connz_{k}"), "gauge", k, sum(k));
+    type Field = fn(&connz::Row) -> u64;
+    let sums: [(&str, Field); 6] = [
+        ("pending_bytes", |r| r.pending as u64),
+        ("subscriptions", |r| r.subs as u64),
+        // The exporter types these as counters, but a sum over open connections drops
+        // when one closes; they are gauges here so no reader mistakes a drop for a reset.
+        ("in_bytes", |r| r.in_bytes),
+        ("out_bytes", |r| r.out_bytes),
+        ("in_msgs", |r| r.in_msgs),
+        ("out_msgs", |r| r.out_msgs),
+    ];
+    for (k, f) in sums {
+        t.single(&format!("gnatsd_connz_{k}"), "gauge", k, page.sum(f) as f64);
     }
 }
 

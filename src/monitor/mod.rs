@@ -9,6 +9,7 @@
 
 mod accountz;
 mod connz;
+mod connz_render;
 mod format;
 mod healthz;
 pub mod histogram;
@@ -203,6 +204,19 @@ fn go_numbers(v: &mut Value) {
         Value::Object(o) => o.values_mut().for_each(go_numbers),
         _ => {}
     }
+}
+
+/// A document already written as JSON bytes (/connz).
+fn json_bytes(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn json_body(status: StatusCode, body: String) -> Response {

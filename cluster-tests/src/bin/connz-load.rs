@@ -13,8 +13,11 @@
 //! handshaken (`CONNECT`, `SUB idle.<i> 1`, `PING` → `PONG`), then alternately a
 //! pub/sub phase without and with the poller, `--runs` times. The poller sends
 //! `GET /connz?subs=detail[&limit=L]` every 1/hz s on a fresh HTTP/1.0 connection and
-//! records each response's latency and size. The publisher and subscriber are the
-//! bench's own (same flow control as `tern-bench pubsub16`), each on its own thread.
+//! records each response's latency and size. Before the runs, the server CPU time of
+//! 50 sequential requests with no traffic gives the cost of one request. The publisher
+//! and subscriber are the bench's own (same flow control as `tern-bench pubsub16`),
+//! each on its own thread. "paired change" is the median over runs of each polling
+//! phase against the quiet phase just before it.
 //! The file descriptor limit is raised to the hard limit first (children inherit it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,7 +211,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn side(label: &str, program: &str, a: &Args) -> Result<(Vec<Phase>, Vec<Phase>)> {
+fn side(label: &str, program: &str, a: &Args) -> Result<(Vec<Phase>, Vec<Phase>, f64)> {
     let http_port = free_port()?;
     let spec = ServerSpec {
         label: label.into(),
@@ -249,6 +252,18 @@ fn side(label: &str, program: &str, a: &Args) -> Result<(Vec<Phase>, Vec<Phase>)
         Some(l) => format!("/connz?subs=detail&limit={l}"),
         None => "/connz?subs=detail".to_string(),
     };
+    // What one request costs the server, measured with no traffic: CPU time over a
+    // run of sequential requests (the poller's own CPU is not the server's).
+    let cpu0 = srv.sample()?.cpu_secs;
+    let n = 50;
+    rt.block_on(async {
+        for _ in 0..n {
+            http_get(&http, &path).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let cpu_ms = (srv.sample()?.cpu_secs - cpu0) / n as f64 * 1e3;
+    println!("{label}: {path} costs {cpu_ms:.2} ms of server CPU per request (idle, {n} requests)");
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for run in 0..a.runs {
         let q = phase(&addr, &http, &path, a.duration, a.hz, false)?;
@@ -270,7 +285,7 @@ fn side(label: &str, program: &str, a: &Args) -> Result<(Vec<Phase>, Vec<Phase>)
     }
     drop(idle);
     srv.stop();
-    Ok((without, with))
+    Ok((without, with, cpu_ms))
 }
 
 fn main() -> Result<()> {
@@ -287,9 +302,16 @@ fn main() -> Result<()> {
     );
     let mut rows = Vec::new();
     for (label, program) in [("nats", a.nats.clone()), ("tern", a.tern.clone())] {
-        let (without, with) = side(label, &program, &a)?;
+        let (without, with, cpu_ms) = side(label, &program, &a)?;
         let mut r0: Vec<f64> = without.iter().map(|p| p.rate).collect();
         let mut r1: Vec<f64> = with.iter().map(|p| p.rate).collect();
+        // Each polling phase against the quiet phase just before it: drift over the
+        // runs (thermal, other load) cancels out of the pairs.
+        let mut paired: Vec<f64> = without
+            .iter()
+            .zip(&with)
+            .map(|(q, p)| (p.rate / q.rate - 1.0) * 100.0)
+            .collect();
         let mut lat: Vec<f64> = with.iter().flat_map(|p| p.poll_ms.clone()).collect();
         let polls: usize = with.iter().map(|p| p.polls).sum();
         let secs = a.duration.as_secs_f64() * a.runs as f64;
@@ -297,18 +319,22 @@ fn main() -> Result<()> {
             label,
             median(&mut r0),
             median(&mut r1),
+            median(&mut paired),
             polls as f64 / secs,
             median(&mut lat),
             pct(&mut lat, 0.99),
+            cpu_ms,
         ));
     }
     println!(
-        "\n| server | pubsub16 no poll | pubsub16 polling | change | polls/s | /connz p50 | /connz p99 |"
+        "\n| server | pubsub16 no poll | pubsub16 polling | change | paired change | polls/s \
+         | /connz p50 | /connz p99 | server CPU per /connz |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for (label, r0, r1, hz, p50, p99) in rows {
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (label, r0, r1, paired, hz, p50, p99, cpu_ms) in rows {
         println!(
-            "| {label} | {:.2} M/s | {:.2} M/s | {:+.1} % | {hz:.1} | {p50:.1} ms | {p99:.1} ms |",
+            "| {label} | {:.2} M/s | {:.2} M/s | {:+.1} % | {paired:+.1} % | {hz:.1} | {p50:.1} ms \
+             | {p99:.1} ms | {cpu_ms:.2} ms |",
             r0 / 1e6,
             r1 / 1e6,
             (r1 / r0 - 1.0) * 100.0
