@@ -74,40 +74,57 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Three currently free loopback ports.
-    /// Three free ports below Linux's ephemeral range (32768-60999). A port the
-    /// kernel hands out for `bind(0)` comes from that range, and so do the source
-    /// ports of every outgoing connection the other tests make meanwhile: between our
-    /// probe and the server's bind, one of them could take it ("Address already in
-    /// use"). Ports chosen at random from 20000-32767 are never handed out that way.
+    /// Three free loopback ports, each reserved with [`reserve_port`].
     pub fn free() -> Ports {
-        use std::hash::{BuildHasher, Hasher};
-        let mut picked: Vec<std::net::TcpListener> = Vec::new();
-        let mut tries = 0;
-        while picked.len() < 3 {
-            tries += 1;
-            assert!(tries < 10_000, "no free port in 20000-32767");
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(tries);
-            let port = 20000 + (h.finish() % 12768) as u16;
-            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-                picked.push(l);
-            }
-        }
-        let p: Vec<u16> = picked
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
         Ports {
-            client: p[0],
-            cluster: p[1],
-            http: p[2],
+            client: reserve_port(),
+            cluster: reserve_port(),
+            http: reserve_port(),
         }
     }
 
     pub fn route_url(&self) -> String {
         format!("nats-route://127.0.0.1:{}", self.cluster)
     }
+}
+
+/// A free loopback port for a server a test is about to start, reserved against the
+/// other test processes running at the same time.
+///
+/// Ports come from 20000-32767, below Linux's ephemeral range (32768-60999): a port the
+/// kernel hands out for `bind(0)` or as the source port of an outgoing connection
+/// comes from that range, so between a probe and the server's bind one of the many
+/// connections other tests make could take it. Below it, the only competitors are
+/// other tests picking the same way: each pick creates `<tmp>/tern-test-ports/<port>`
+/// exclusively, so no two processes choose the same port while the file is fresh
+/// (reservations older than 10 minutes are reclaimed; a port still bound by then
+/// fails the bind probe anyway). A restarted node keeps its port: it is still
+/// reserved.
+pub fn reserve_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let dir = std::env::temp_dir().join("tern-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    for tries in 0..20_000u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(tries);
+        let port = 20000 + (h.finish() % 12768) as u16;
+        let mark = dir.join(port.to_string());
+        let stale = std::fs::metadata(&mark)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(600));
+        if stale {
+            let _ = std::fs::remove_file(&mark);
+        }
+        let claimed = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&mark)
+            .is_ok();
+        if claimed && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767");
 }
 
 static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);

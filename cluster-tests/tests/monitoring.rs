@@ -44,8 +44,8 @@ struct NatsServer {
 impl NatsServer {
     async fn start() -> NatsServer {
         let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
-        let port = cluster_tests::bench::server::free_port().expect("port");
-        let mport = cluster_tests::bench::server::free_port().expect("port");
+        let port = cluster_tests::procs::reserve_port();
+        let mport = cluster_tests::procs::reserve_port();
         let child = Command::new(&bin)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-m"])
             .arg(mport.to_string())

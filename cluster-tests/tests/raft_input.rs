@@ -45,10 +45,7 @@ impl Drop for Store {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    cluster_tests::procs::reserve_port()
 }
 
 fn raft_node(i: usize, store: &Store, seeds: &[SocketAddr], expect: Option<u32>) -> Config {

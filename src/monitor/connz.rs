@@ -174,14 +174,16 @@ fn compare(a: &Row, b: &Row, by: SortBy) -> CmpOrdering {
 
 pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
     // A large page (10k connections, subs=detail) takes milliseconds of CPU to build
-    // and serialise: on the blocking pool it never holds an async worker that client
-    // and route tasks are waiting for.
-    tokio::task::spawn_blocking(move || match connz(&m.shared, &Query(&q)) {
-        Ok(page) => json_bytes(page.to_json()),
-        Err(msg) => bad_request(msg),
-    })
-    .await
-    .unwrap_or_else(|e| bad_request(format!("connz: {e}")))
+    // and serialise: the monitoring thread does it at idle priority, never holding an
+    // async worker or taking CPU the client and route tasks want.
+    let shared = m.shared.clone();
+    m.worker
+        .run(move || match connz(&shared, &Query(&q)) {
+            Ok(page) => json_bytes(page.to_json()),
+            Err(msg) => bad_request(msg),
+        })
+        .await
+        .unwrap_or_else(|| super::internal_error("connz"))
 }
 
 /// One /connz answer: the rows of the requested page, already ordered, and what the

@@ -32,10 +32,12 @@ use super::format::Query;
 use super::{connz, routez, subsz, varz, Monitor, St};
 
 pub async fn handle(State(m): St) -> Response {
-    // Off the async workers, as /connz: a scrape reads every connection.
-    let text = tokio::task::spawn_blocking(move || render(&m))
-        .await
-        .unwrap_or_default();
+    // On the idle-priority monitoring thread, as /connz: a scrape reads every
+    // connection.
+    let mon = m.clone();
+    let Some(text) = m.worker.run(move || render(&mon)).await else {
+        return super::internal_error("metrics");
+    };
     (
         [(
             header::CONTENT_TYPE,

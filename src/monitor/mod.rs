@@ -18,6 +18,7 @@ mod metrics_cluster;
 mod routez;
 mod subsz;
 mod varz;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub(crate) struct Monitor {
     cpu: Mutex<varz::CpuSampler>,
     /// Counter high-water marks for /metrics.
     monotonic: metrics::Monotonic,
+    /// Builds /connz and /metrics at idle CPU priority.
+    worker: worker::Worker,
 }
 
 type St = State<Arc<Monitor>>;
@@ -145,6 +148,7 @@ where
         shared,
         cpu: Mutex::new(varz::CpuSampler::new()),
         monotonic: metrics::Monotonic::default(),
+        worker: worker::Worker::start(),
     });
     let app = Router::new()
         .route("/", get(index))
@@ -180,9 +184,8 @@ async fn count_requests(State(m): St, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// nats-server answers JSON pretty-printed (2 spaces) with CORS open.
-/// Takes the document by value: a 10k-connection /connz page is megabytes of `Value`s,
-/// too much to copy just to rewrite its numbers.
+/// nats-server answers JSON pretty-printed (2 spaces) with CORS open. Takes the
+/// document by value so its numbers are rewritten in place, not in a copy.
 fn json_response(mut v: Value) -> Response {
     go_numbers(&mut v);
     json_body(
@@ -237,6 +240,17 @@ fn bad_request(msg: String) -> Response {
         StatusCode::BAD_REQUEST,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         msg,
+    )
+        .into_response()
+}
+
+/// A document that could not be built (its builder panicked): HTTP 500.
+fn internal_error(what: &str) -> Response {
+    tracing::error!("Monitoring: building {what} failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{what}: internal error\n"),
     )
         .into_response()
 }

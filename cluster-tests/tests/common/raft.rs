@@ -73,10 +73,7 @@ impl Default for RaftOpts {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    cluster_tests::procs::reserve_port()
 }
 
 impl RaftNode {
