@@ -74,8 +74,8 @@ pub struct ServerShared {
     /// INFO template; per-connection fields are filled in a copy.
     info: RwLock<ServerInfo>,
     lame_duck: AtomicBool,
-    /// Wakes the accept loop to close the client listener (lame duck).
-    stop_accepting: tokio::sync::Notify,
+    /// Set when lame duck mode begins: the client and websocket listeners close.
+    stop_accepting: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
     pub http_requests: DashMap<String, u64>,
     /// Active client connections per JWT account (operator mode), for the account
@@ -186,6 +186,13 @@ impl ServerShared {
             rx.mark_changed();
         }
         rx
+    }
+
+    /// Resolves once lame duck mode has begun (at once if it already has): the
+    /// listeners close on it. Every listener sees it, whenever it starts waiting.
+    pub(crate) async fn lame_duck_started(&self) {
+        let mut rx = self.stop_accepting.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
     }
 
     pub fn is_lame_duck(&self) -> bool {
@@ -367,7 +374,7 @@ impl ServerShared {
         }
         let started = SystemTime::now();
         tracing::info!("Entering lame duck mode, stop accepting new clients");
-        self.stop_accepting.notify_one();
+        self.stop_accepting.send_replace(true);
         let line = {
             let mut info = self.info.write();
             info.ldm = true;
@@ -574,7 +581,7 @@ impl Server {
             closed: Mutex::new(VecDeque::new()),
             info: RwLock::new(info),
             lame_duck: AtomicBool::new(false),
-            stop_accepting: tokio::sync::Notify::new(),
+            stop_accepting: watch::channel(false).0,
             shutdown,
             http_requests: DashMap::new(),
             account_conns: DashMap::new(),

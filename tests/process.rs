@@ -96,7 +96,8 @@ fn lame_duck_sends_ldm_and_stops_accepting() {
     let conf = dir.join("ldm.conf");
     std::fs::write(
         &conf,
-        "lame_duck_grace_period: \"200ms\"\nlame_duck_duration: \"30s\"\n",
+        "lame_duck_grace_period: \"200ms\"\nlame_duck_duration: \"30s\"\n\
+         websocket { port: -1, no_tls: true }\n",
     )
     .unwrap();
     let mut child = tern()
@@ -107,6 +108,11 @@ fn lame_duck_sends_ldm_and_stops_accepting() {
         .unwrap();
     let lines = wait_for_line(&mut child, "Server is ready");
     let port = listen_port(&lines);
+    let ws_port: u16 = lines
+        .iter()
+        .find_map(|l| l.split("Listening for websocket clients on ws://").nth(1))
+        .and_then(|rest| rest.trim().rsplit(':').next()?.parse().ok())
+        .expect("websocket listen line");
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n")
@@ -141,6 +147,15 @@ fn lame_duck_sends_ldm_and_stops_accepting() {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    }
+    // The websocket listener closes too (new sockets are refused).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", ws_port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "websocket listener still open in lame duck"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
     // After the grace period our client is closed and the server exits by itself.
     let mut rest = Vec::new();

@@ -232,6 +232,17 @@ async fn key_sets_match_nats_server() {
         }
     }
     assert!(report.is_empty(), "key sets differ:\n{report}");
+    // Page counts too, where tern must agree on what is listed.
+    for path in [
+        "/connz?mqtt_client=x",
+        "/connz?state=all",
+        "/connz?state=closed&cid=999",
+    ] {
+        let count = |v: Value| (v["num_connections"].clone(), v["total"].clone());
+        let theirs = count(monitor_json(nats.monitor, path).await);
+        let ours = count(monitor_json(tm, path).await);
+        assert_eq!(ours, theirs, "{path}");
+    }
     tern.shutdown().await;
 }
 
@@ -608,8 +619,8 @@ async fn index_healthz_and_empty_endpoints() {
             "{path}"
         );
     }
-    let (status, _) = http_get(m, "/nope").await;
-    assert_eq!(status, 404);
+    let (status, body) = http_get(m, "/nope").await;
+    assert_eq!((status, body.as_str()), (404, "404 page not found\n"));
     let varz = monitor_json(m, "/varz").await;
     let stats = varz["http_req_stats"].as_object().unwrap();
     assert!(stats.contains_key("/healthz") && !stats.contains_key("/nope"));

@@ -102,6 +102,8 @@ pub struct Row {
     pub(super) in_bytes: u64,
     pub(super) out_bytes: u64,
     pub(super) src: Src,
+    /// Set by `Page::snapshot` for rendering without the connection's locks.
+    pub(super) snap: Option<Box<super::connz_render::Snap>>,
 }
 
 impl Row {
@@ -121,6 +123,7 @@ impl Row {
             in_bytes: c.in_bytes.load(Ordering::Relaxed),
             out_bytes,
             src: Src::Open(c.clone()),
+            snap: None,
         }
     }
 
@@ -139,6 +142,7 @@ impl Row {
             in_bytes: c.in_bytes,
             out_bytes: c.out_bytes,
             src: Src::Closed(c.clone()),
+            snap: None,
         }
     }
 
@@ -173,23 +177,34 @@ fn compare(a: &Row, b: &Row, by: SortBy) -> CmpOrdering {
 }
 
 pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
-    // A large page (10k connections, subs=detail) takes milliseconds of CPU to build
-    // and serialise: the monitoring thread does it at idle priority, never holding an
-    // async worker or taking CPU the client and route tasks want.
+    // Two steps, so monitoring never slows the message path. Choosing the page and
+    // copying its connections' strings and subscription lists takes short locks the
+    // connections' own tasks also take: that runs at normal priority on the blocking
+    // pool (never on an async worker). Writing the JSON, most of the CPU for a large
+    // page, takes no lock and runs on the idle-priority monitoring thread.
     let shared = m.shared.clone();
-    m.worker
-        .run(move || match connz(&shared, &Query(&q)) {
-            Ok(page) => json_bytes(page.to_json()),
-            Err(msg) => bad_request(msg),
+    let page = tokio::task::spawn_blocking(move || {
+        connz(&shared, &Query(&q)).map(|mut page| {
+            page.snapshot();
+            page
         })
-        .await
-        .unwrap_or_else(|| super::internal_error("connz"))
+    })
+    .await;
+    match page {
+        Ok(Ok(page)) => m
+            .worker
+            .run(move || json_bytes(page.to_json()))
+            .await
+            .unwrap_or_else(|| super::internal_error("connz")),
+        Ok(Err(msg)) => bad_request(msg),
+        Err(_) => super::internal_error("connz"),
+    }
 }
 
 /// One /connz answer: the rows of the requested page, already ordered, and what the
 /// document around them says. Rendered by `connz_render` straight to bytes.
-pub struct Page<'a> {
-    pub(super) server_id: &'a str,
+pub struct Page {
+    pub(super) server_id: String,
     pub(super) now: SystemTime,
     pub(super) total: usize,
     pub(super) offset: usize,
@@ -202,7 +217,7 @@ pub struct Page<'a> {
     pub(super) unknown_account: bool,
 }
 
-impl Page<'_> {
+impl Page {
     /// Sum of one counter over the page's rows (the exporter's `gnatsd_connz_*` sums).
     pub fn sum(&self, f: impl Fn(&Row) -> u64) -> u64 {
         self.rows.iter().map(f).sum()
@@ -210,7 +225,7 @@ impl Page<'_> {
 }
 
 /// The /connz page for these query parameters (also used for `gnatsd_connz_*`).
-pub fn connz<'a>(s: &'a ServerShared, q: &Query<'_>) -> Result<Page<'a>, String> {
+pub fn connz(s: &ServerShared, q: &Query<'_>) -> Result<Page, String> {
     // Decoded in nats-server's order so the first bad parameter is the one reported.
     let sort = q.get("sort");
     let auth = q.bool("auth")?;
@@ -230,7 +245,7 @@ pub fn connz<'a>(s: &'a ServerShared, q: &Query<'_>) -> Result<Page<'a>, String>
     }
     let now = SystemTime::now();
     let mut page = Page {
-        server_id: &s.server_id,
+        server_id: s.server_id.clone(),
         now,
         total: 0,
         offset,
@@ -257,6 +272,9 @@ pub fn connz<'a>(s: &'a ServerShared, q: &Query<'_>) -> Result<Page<'a>, String>
         cid,
         acc,
         user: q.get("user"),
+        // tern has no MQTT clients: any mqtt_client= matches none, as on a
+        // nats-server without MQTT connections.
+        mqtt: q.get("mqtt_client").is_some(),
     };
     // total counts before the cid and user filters, as nats-server's does; with acc=
     // it is the account's count.
@@ -279,7 +297,7 @@ pub fn connz<'a>(s: &'a ServerShared, q: &Query<'_>) -> Result<Page<'a>, String>
                 if let Some(c) = s.clients.get(&cid) {
                     consider(c.value());
                 }
-            } else if filter.acc.is_none() && filter.user.is_none() {
+            } else if filter.acc.is_none() && filter.user.is_none() && !filter.mqtt {
                 // The map's key is the cid: the clients themselves are not touched.
                 picks.extend(s.clients.iter().map(|c| (*c.key(), OPEN)));
                 in_acc = picks.len();
@@ -368,6 +386,7 @@ struct Filter<'q> {
     cid: u64,
     acc: Option<&'q str>,
     user: Option<&'q str>,
+    mqtt: bool,
 }
 
 impl Filter<'_> {
@@ -377,12 +396,13 @@ impl Filter<'_> {
             return (false, false);
         }
         if self.acc.is_none() && self.user.is_none() {
-            return (true, true);
+            return (true, !self.mqtt);
         }
         let m = c.meta.lock();
         let account = m.account.as_ref().map_or("$G", |a| a.name.as_str());
         let in_acc = self.acc.is_none_or(|a| a == account);
-        (in_acc, in_acc && self.user.is_none_or(|u| u == m.user))
+        let shown = in_acc && !self.mqtt && self.user.is_none_or(|u| u == m.user);
+        (in_acc, shown)
     }
 
     fn closed(&self, c: &ClosedConn) -> (bool, bool) {
@@ -390,6 +410,7 @@ impl Filter<'_> {
             return (false, false);
         }
         let in_acc = self.acc.is_none_or(|a| a == c.account);
-        (in_acc, in_acc && self.user.is_none_or(|u| u == c.user))
+        let shown = in_acc && !self.mqtt && self.user.is_none_or(|u| u == c.user);
+        (in_acc, shown)
     }
 }

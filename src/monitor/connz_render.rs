@@ -19,7 +19,7 @@ use super::format::{elapsed, rtt, Rfc3339, Uptime};
 use crate::client::{PeerCert, Subscription, TlsSession};
 use crate::server::ClosedSub;
 
-impl Page<'_> {
+impl Page {
     /// The document, pretty-printed (2 spaces) as nats-server writes it.
     pub fn to_json(&self) -> Vec<u8> {
         // ~1 KiB per connection without subscriptions; grows as needed.
@@ -30,13 +30,13 @@ impl Page<'_> {
     }
 }
 
-impl Serialize for Page<'_> {
+impl Serialize for Page {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_struct("Connz", 7)?;
         let server_id = if self.unknown_account {
             ""
         } else {
-            self.server_id
+            &self.server_id
         };
         m.serialize_field("server_id", server_id)?;
         m.serialize_field("now", &Rfc3339(self.now))?;
@@ -54,79 +54,103 @@ impl Serialize for Page<'_> {
     }
 }
 
-struct Connections<'p, 'a>(&'p Page<'a>);
+impl Page {
+    /// Copies what rendering needs out of the page's open connections (their metadata
+    /// and subscription lists), so [`Page::to_json`] takes no lock the connections'
+    /// own tasks take: it can then run at idle priority without ever holding up a
+    /// reader that wants its connection's lock back.
+    pub fn snapshot(&mut self) {
+        let wanted = self.subs || self.detail;
+        for r in &mut self.rows {
+            r.snap = Some(Box::new(Snap::take(r, wanted)));
+        }
+    }
+}
 
-impl Serialize for Connections<'_, '_> {
+/// A page row's strings and subscriptions, copied out under the connection's locks
+/// (or from the immutable record of a closed connection).
+pub struct Snap {
+    name: String,
+    lang: String,
+    version: String,
+    user: String,
+    account: String,
+    tls: Option<TlsSession>,
+    subs: SubList,
+}
+
+impl Snap {
+    fn take(r: &Row, wanted_subs: bool) -> Snap {
+        let subs = SubList::of(r, wanted_subs);
+        match &r.src {
+            Src::Open(c) => {
+                let m = c.meta.lock();
+                Snap {
+                    name: m.name.clone(),
+                    lang: m.lang.clone(),
+                    version: m.version.clone(),
+                    user: m.user.clone(),
+                    account: m
+                        .account
+                        .as_ref()
+                        .map_or_else(|| "$G".to_string(), |a| a.name.clone()),
+                    tls: m.tls.clone(),
+                    subs,
+                }
+            }
+            Src::Closed(c) => Snap {
+                name: c.name.clone(),
+                lang: c.lang.clone(),
+                version: c.version.clone(),
+                user: c.user.clone(),
+                account: c.account.clone(),
+                tls: c.tls.clone(),
+                subs,
+            },
+        }
+    }
+}
+
+struct Connections<'p>(&'p Page);
+
+impl Serialize for Connections<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let page = self.0;
         let mut seq = s.serialize_seq(Some(page.rows.len()))?;
         for r in &page.rows {
-            let subs = SubList::of(r, page.subs || page.detail);
-            match &r.src {
-                Src::Open(c) => {
-                    let m = c.meta.lock();
-                    let account = m.account.as_ref().map_or("$G", |a| a.name.as_str());
-                    let view = Text {
-                        name: &m.name,
-                        lang: &m.lang,
-                        version: &m.version,
-                        user: &m.user,
-                        account,
-                        tls: m.tls.as_ref(),
-                        websocket: c.websocket,
-                        ip: c.addr.ip(),
-                        port: c.addr.port(),
-                    };
-                    seq.serialize_element(&info(page, r, &view, subs, true))?;
+            let taken;
+            let snap = match &r.snap {
+                Some(snap) => snap,
+                None => {
+                    taken = Snap::take(r, page.subs || page.detail);
+                    &taken
                 }
-                Src::Closed(c) => {
-                    let view = Text {
-                        name: &c.name,
-                        lang: &c.lang,
-                        version: &c.version,
-                        user: &c.user,
-                        account: &c.account,
-                        tls: c.tls.as_ref(),
-                        websocket: c.websocket,
-                        ip: c.addr.ip(),
-                        port: c.addr.port(),
-                    };
-                    seq.serialize_element(&info(page, r, &view, subs, false))?;
-                }
-            }
+            };
+            seq.serialize_element(&info(page, r, snap))?;
         }
         seq.end()
     }
 }
 
-/// The strings of one connection, borrowed from its metadata (open) or record (closed).
-struct Text<'t> {
-    name: &'t str,
-    lang: &'t str,
-    version: &'t str,
-    user: &'t str,
-    account: &'t str,
-    tls: Option<&'t TlsSession>,
-    websocket: bool,
-    ip: IpAddr,
-    port: u16,
-}
-
-fn info<'t>(page: &Page<'_>, r: &Row, t: &Text<'t>, subs: SubList, open: bool) -> Info<'t> {
+fn info<'t>(page: &Page, r: &Row, t: &'t Snap) -> Info<'t> {
     let end = if r.stop.is_some() { r.end } else { page.now };
     let auth = page.auth;
     let nonempty = |v: &'t str| (!v.is_empty()).then_some(v);
-    let (list, detail) = match subs {
+    let (list, detail) = match &t.subs {
         SubList::None => (None, None),
         list if page.detail => (None, Some(Details { list, cid: r.cid })),
         list => (Some(Subjects(list)), None),
     };
+    let (ip, port, websocket, open) = match &r.src {
+        Src::Open(c) => (c.addr.ip(), c.addr.port(), c.websocket, true),
+        Src::Closed(c) => (c.addr.ip(), c.addr.port(), c.websocket, false),
+    };
     Info {
         cid: r.cid,
         kind: "Client",
-        kind_type: if t.websocket { "websocket" } else { "nats" },
-        ip: Shown(t.ip),
-        port: t.port,
+        kind_type: if websocket { "websocket" } else { "nats" },
+        ip: Shown(ip),
+        port,
         start: Rfc3339(r.start),
         last_activity: Rfc3339(r.last),
         stop: r.stop.map(Rfc3339),
@@ -140,23 +164,25 @@ fn info<'t>(page: &Page<'_>, r: &Row, t: &Text<'t>, subs: SubList, open: bool) -
         in_bytes: r.in_bytes,
         out_bytes: r.out_bytes,
         subscriptions: r.subs,
-        name: nonempty(t.name),
-        lang: nonempty(t.lang),
-        version: nonempty(t.version),
-        tls_version: t.tls.map(|x| x.version.as_str()),
-        tls_cipher_suite: t.tls.map(|x| x.cipher.as_str()),
+        name: nonempty(&t.name),
+        lang: nonempty(&t.lang),
+        version: nonempty(&t.version),
+        tls_version: t.tls.as_ref().map(|x| x.version.as_str()),
+        tls_cipher_suite: t.tls.as_ref().map(|x| x.cipher.as_str()),
         // nats-server shows the peer's certificates only with auth=1.
         tls_peer_certs: t
             .tls
+            .as_ref()
             .filter(|x| auth && !x.peer_certs.is_empty())
             .map(|x| x.peer_certs.as_slice()),
-        tls_first: t.tls.is_some_and(|x| x.first).then_some(true),
-        authorized_user: nonempty(t.user).filter(|_| auth),
+        tls_first: t.tls.as_ref().is_some_and(|x| x.first).then_some(true),
+        authorized_user: nonempty(&t.user).filter(|_| auth),
         // `account` only for accounts other than $G; name_tag falls back to its name.
-        account: (auth && t.account != "$G").then_some(t.account),
+        account: (auth && t.account != "$G").then_some(t.account.as_str()),
         subscriptions_list: list,
         subscriptions_list_detail: detail,
-        name_tag: (auth && open).then_some(t.account),
+        // nats-server tags open connections always, closed ones outside $G.
+        name_tag: (auth && (open || t.account != "$G")).then_some(t.account.as_str()),
     }
 }
 
@@ -203,9 +229,9 @@ struct Info<'t> {
     #[serde(skip_serializing_if = "Option::is_none")]
     account: Option<&'t str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    subscriptions_list: Option<Subjects>,
+    subscriptions_list: Option<Subjects<'t>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    subscriptions_list_detail: Option<Details>,
+    subscriptions_list_detail: Option<Details<'t>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name_tag: Option<&'t str>,
 }
@@ -272,12 +298,12 @@ impl Serialize for Utf8<'_> {
 }
 
 /// `subscriptions_list`: subjects only.
-struct Subjects(SubList);
+struct Subjects<'l>(&'l SubList);
 
-impl Serialize for Subjects {
+impl Serialize for Subjects<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        match &self.0 {
+        match self.0 {
             SubList::None => {}
             SubList::Open(v) => {
                 for sub in v {
@@ -295,8 +321,8 @@ impl Serialize for Subjects {
 }
 
 /// `subscriptions_list_detail`: nats-server's client SubDetail (no account).
-struct Details {
-    list: SubList,
+struct Details<'l> {
+    list: &'l SubList,
     cid: u64,
 }
 
@@ -322,10 +348,10 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-impl Serialize for Details {
+impl Serialize for Details<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.list.len()))?;
-        match &self.list {
+        match self.list {
             SubList::None => {}
             SubList::Open(v) => {
                 for sub in v {

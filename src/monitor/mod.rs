@@ -44,7 +44,7 @@ pub(crate) struct Monitor {
     cpu: Mutex<varz::CpuSampler>,
     /// Counter high-water marks for /metrics.
     monotonic: metrics::Monotonic,
-    /// Builds /connz and /metrics at idle CPU priority.
+    /// Writes /connz JSON at idle CPU priority.
     worker: worker::Worker,
 }
 
@@ -168,6 +168,14 @@ where
             state.clone(),
             count_requests,
         ))
+        // nats-server's mux answers unknown paths with Go's NotFound text.
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "404 page not found\n",
+            )
+        })
         .with_state(state);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -1,4 +1,4 @@
-//! The thread that builds the expensive monitoring documents (/connz, /metrics).
+//! The thread that writes the large monitoring documents (the /connz JSON).
 //!
 //! A 10k-connection /connz page is a few milliseconds of CPU. On tokio's blocking pool
 //! it never held an async worker, but it competed for CPU with the client and route
@@ -7,6 +7,11 @@
 //! answers it later rather than moving fewer messages. The kernel still gives an
 //! idle-class thread a small share when every core is busy, so requests are answered.
 //! `connz-load` (docs/benchmarks.md) measures the message rate while /connz is polled.
+//!
+//! Jobs sent here must take no lock that the message path takes: a thread this low
+//! preempted while holding one would hold up the connection waiting for it (priority
+//! inversion). /connz therefore copies what it shows out of the connections first, on
+//! the blocking pool at normal priority, and only writes JSON here.
 //!
 //! One thread per monitoring listener: requests to it are served in order, as they
 //! mostly are in nats-server (which builds these documents under its server lock).

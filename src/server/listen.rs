@@ -99,7 +99,7 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: TcpListener
         tokio::select! {
             _ = stopped(&mut shutdown) => break,
             // Lame duck: stop listening, as nats-server closes its listener.
-            _ = shared.stop_accepting.notified() => {
+            _ = shared.lame_duck_started() => {
                 drop(listener);
                 stopped(&mut shutdown).await;
                 break;

@@ -205,6 +205,8 @@ async fn accept_loop(shared: Arc<ServerShared>, listener: TcpListener, ws: Arc<W
         }
         tokio::select! {
             _ = stopped(&mut shutdown) => break,
+            // Lame duck: close the listener at once, as the client listener does.
+            _ = shared.lame_duck_started() => break,
             r = listener.accept() => match r {
                 Ok((stream, addr)) => {
                     if shared.is_lame_duck() {
