@@ -157,7 +157,9 @@ impl ServerShared {
         {
             let mut info = self.info.write();
             info.max_payload = c.max_payload;
-            info.auth_required = c.authorization.required();
+            // auth_required and the TLS flags follow the security settings
+            // (`set_security`): users may come from accounts or an operator, not only
+            // from `authorization`.
             info.headers = !c.no_header_support;
         }
         *self.config.write() = Arc::new(c);
@@ -173,8 +175,10 @@ impl ServerShared {
         self.security.read().clone()
     }
 
-    /// Installs reloaded users, permissions and certificates (new connections use them).
+    /// Installs reloaded users, permissions and certificates (new connections use them),
+    /// and the INFO fields that announce them.
     pub fn set_security(&self, s: Security) {
+        security_info(&mut self.info.write(), &s);
         *self.security.write() = Arc::new(s);
     }
 
@@ -535,14 +539,10 @@ impl Server {
         let security = Security::build(&config).map_err(StartError::Config)?;
         let ws_setup =
             crate::net::websocket::WsSetup::build(&config).map_err(StartError::Config)?;
-        let tls = security
-            .tls
-            .as_ref()
-            .map(|t| (t.allow_non_tls, t.cfg.verify_clients()));
         let (shutdown, _) = watch::channel(false);
         let own_client_urls = own_client_urls(&config, client_addr.port());
         let routes = RouteState::new(config.cluster.enabled(), config.cluster.name.clone());
-        let info = ServerInfo {
+        let mut info = ServerInfo {
             server_id: server_id.clone(),
             server_name: server_name.clone(),
             version: NATS_COMPAT_VERSION.into(),
@@ -551,10 +551,6 @@ impl Server {
             host: config.host.clone(),
             port: client_addr.port(),
             headers: !config.no_header_support,
-            auth_required: security.auth.required(),
-            tls_required: tls.is_some_and(|(optional, _)| !optional),
-            tls_available: tls.is_some_and(|(optional, _)| optional),
-            tls_verify: tls.is_some_and(|(_, verify)| verify),
             max_payload: config.max_payload,
             cluster: if routes.enabled() {
                 routes.cluster_name()
@@ -568,6 +564,7 @@ impl Server {
             },
             ..Default::default()
         };
+        security_info(&mut info, &security);
         let start = SystemTime::now();
         let shared = Arc::new(ServerShared {
             server_id,
@@ -699,6 +696,19 @@ impl Server {
             control,
         })
     }
+}
+
+/// The INFO fields that announce the security settings: whether credentials are
+/// required (users from `authorization`, accounts or an operator) and the TLS mode.
+fn security_info(info: &mut ServerInfo, s: &Security) {
+    info.auth_required = s.auth.required();
+    let tls = s
+        .tls
+        .as_ref()
+        .map(|t| (t.allow_non_tls, t.cfg.verify_clients()));
+    info.tls_required = tls.is_some_and(|(optional, _)| !optional);
+    info.tls_available = tls.is_some_and(|(optional, _)| optional);
+    info.tls_verify = tls.is_some_and(|(_, verify)| verify);
 }
 
 /// Resolves once shutdown has been signalled, also when it already was before the

@@ -233,3 +233,37 @@ fn sighup_reload_applies_limits_to_open_connections() {
     assert_eq!(line, "-ERR 'Maximum Payload Violation'\r\n");
     assert!(term(&mut child).success());
 }
+
+#[test]
+fn reload_keeps_auth_required_for_account_users() {
+    let dir = tmpdir("proc", "reload-acc");
+    let conf = dir.join("acc.conf");
+    let accounts = "accounts { A { users [ {user: a, password: a} ] } }\n";
+    std::fs::write(&conf, accounts).unwrap();
+    let mut child = tern()
+        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+        .arg(&conf)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = wait_for_line(&mut child, "Server is ready");
+    let port = listen_port(&lines);
+    assert!(read_info(port, "127.0.0.1").contains("\"auth_required\":true"));
+    // A reload that changes something else: INFO must still ask for credentials
+    // (the users come from the account, not from an `authorization` block).
+    std::fs::write(&conf, format!("{accounts}max_payload: 100\n")).unwrap();
+    let st = tern()
+        .arg(format!("--signal=reload={}", child.id()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut info = read_info(port, "127.0.0.1");
+    while !info.contains("\"max_payload\":100,") {
+        assert!(Instant::now() < deadline, "reload not applied");
+        std::thread::sleep(Duration::from_millis(20));
+        info = read_info(port, "127.0.0.1");
+    }
+    assert!(info.contains("\"auth_required\":true"), "{info}");
+    assert!(term(&mut child).success());
+}
