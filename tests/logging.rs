@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{listen_port, stderr_lines, tern, tmpdir, until};
+use common::{listen_port, spawn_with_conf, stderr_lines, tern, tmpdir, until};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -202,12 +202,7 @@ fn sighup_changes_log_level_keeps_connections_and_reports_fixed_options() {
     let dir = tmpdir("log", "reload-level");
     let conf = dir.join("tern.conf");
     std::fs::write(&conf, "debug: false\n").unwrap();
-    let mut child = tern()
-        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
-        .arg(&conf)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_with_conf(&conf);
     let rx = stderr_lines(&mut child);
     let lines = until(&rx, "Server is ready");
     let port = listen_port(&lines);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{listen_port, tern, tmpdir, wait_for_line};
+use common::{listen_port, spawn_with_conf, tern, tmpdir, wait_for_line};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Stdio};
@@ -100,12 +100,7 @@ fn lame_duck_sends_ldm_and_stops_accepting() {
          websocket { port: -1, no_tls: true }\n",
     )
     .unwrap();
-    let mut child = tern()
-        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
-        .arg(&conf)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_with_conf(&conf);
     let lines = wait_for_line(&mut child, "Server is ready");
     let port = listen_port(&lines);
     let ws_port: u16 = lines
@@ -192,12 +187,7 @@ fn sighup_reload_applies_limits_to_open_connections() {
     let dir = tmpdir("proc", "reload");
     let conf = dir.join("reload.conf");
     std::fs::write(&conf, "max_payload: 1KB\n").unwrap();
-    let mut child = tern()
-        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
-        .arg(&conf)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_with_conf(&conf);
     let lines = wait_for_line(&mut child, "Server is ready");
     let port = listen_port(&lines);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -240,12 +230,7 @@ fn reload_keeps_auth_required_for_account_users() {
     let conf = dir.join("acc.conf");
     let accounts = "accounts { A { users [ {user: a, password: a} ] } }\n";
     std::fs::write(&conf, accounts).unwrap();
-    let mut child = tern()
-        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
-        .arg(&conf)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_with_conf(&conf);
     let lines = wait_for_line(&mut child, "Server is ready");
     let port = listen_port(&lines);
     assert!(read_info(port, "127.0.0.1").contains("\"auth_required\":true"));

@@ -13,6 +13,16 @@ pub fn tern() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tern"))
 }
 
+/// `tern -a 127.0.0.1 -p -1 -c CONF` with stderr piped, for tests that read its log.
+pub fn spawn_with_conf(conf: &std::path::Path) -> Child {
+    tern()
+        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+        .arg(conf)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tern")
+}
+
 /// A fresh empty directory for one test.
 pub fn tmpdir(prefix: &str, name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tern-{prefix}-{name}-{}", std::process::id()));
