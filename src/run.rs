@@ -36,14 +36,21 @@ fn urls(scheme: &str, host: &str, port: u16) -> Vec<String> {
         .collect()
 }
 
+/// What a ports file lists: each listener with the scheme a client of it uses.
+pub struct ListenerUrls<'a> {
+    pub host: &'a str,
+    pub client: SocketAddr,
+    /// The client listener has a `tls` block: `tls://`.
+    pub client_tls: bool,
+    pub http_host: &'a str,
+    /// The monitoring listener, and whether it is HTTPS.
+    pub monitor: Option<(SocketAddr, bool)>,
+    pub cluster_host: &'a str,
+    pub cluster: Option<SocketAddr>,
+}
+
 /// Writes `<exe>_<pid>.ports` into `dir`, as nats-server does; returns its path.
-pub fn write_ports_file(
-    dir: &Path,
-    host: &str,
-    client: SocketAddr,
-    http_host: &str,
-    monitor: Option<SocketAddr>,
-) -> std::io::Result<PathBuf> {
+pub fn write_ports_file(dir: &Path, l: &ListenerUrls<'_>) -> std::io::Result<PathBuf> {
     let exe = std::env::args()
         .next()
         .and_then(|a| {
@@ -53,9 +60,15 @@ pub fn write_ports_file(
         })
         .unwrap_or_else(|| "tern".into());
     let path = dir.join(format!("{exe}_{}.ports", std::process::id()));
-    let mut v = serde_json::json!({ "nats": urls("nats", host, client.port()) });
-    if let Some(m) = monitor {
-        v["monitoring"] = serde_json::json!(urls("http", http_host, m.port()));
+    let scheme = if l.client_tls { "tls" } else { "nats" };
+    let mut v = serde_json::json!({ "nats": urls(scheme, l.host, l.client.port()) });
+    if let Some((m, https)) = l.monitor {
+        let scheme = if https { "https" } else { "http" };
+        v["monitoring"] = serde_json::json!(urls(scheme, l.http_host, m.port()));
+    }
+    if let Some(c) = l.cluster {
+        // nats-server lists routes as nats:// whether or not they use TLS.
+        v["cluster"] = serde_json::json!(urls("nats", l.cluster_host, c.port()));
     }
     std::fs::write(&path, v.to_string())?;
     Ok(path)
@@ -97,13 +110,19 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
     if let Some(dir) = &ports_dir {
         let cfg = shared.config();
         let http_host = cfg.http_host.clone().unwrap_or_else(|| cfg.host.clone());
-        match write_ports_file(
-            dir,
-            &cfg.host,
-            handle.client_addr(),
-            &http_host,
-            handle.monitor_addr(),
-        ) {
+        // As the monitor starts: `http_port` wins, else `https_port`.
+        let https = cfg.http_port.is_none() && cfg.https_port.is_some();
+        let cluster_host = cfg.cluster.host.clone().unwrap_or_else(|| cfg.host.clone());
+        let urls = ListenerUrls {
+            host: &cfg.host,
+            client: handle.client_addr(),
+            client_tls: cfg.tls.is_some(),
+            http_host: &http_host,
+            monitor: handle.monitor_addr().map(|m| (m, https)),
+            cluster_host: &cluster_host,
+            cluster: handle.cluster_addr(),
+        };
+        match write_ports_file(dir, &urls) {
             Ok(p) => ports_file = Some(p),
             Err(e) => tracing::error!("Error writing ports file ({e})"),
         }

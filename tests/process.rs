@@ -33,6 +33,7 @@ fn startup_lines_pid_ports_and_log_files() {
     let pid = dir.join("tern.pid");
     let mut child = tern()
         .args(["-a", "127.0.0.1", "-p", "-1", "-m", "-1"])
+        .args(["--cluster", "nats://127.0.0.1:-1"])
         .arg("-l")
         .arg(&log)
         .arg("-P")
@@ -69,6 +70,10 @@ fn startup_lines_pid_ports_and_log_files() {
         .as_str()
         .unwrap()
         .starts_with("http://127.0.0.1:"));
+    // The route listener too, as nats-server lists it.
+    let cluster = v["cluster"][0].as_str().unwrap_or_default();
+    assert!(cluster.starts_with("nats://127.0.0.1:"), "{v}");
+    assert_ne!(cluster, format!("nats://127.0.0.1:{port}"));
 
     assert!(term(&mut child).success());
     assert!(!ports.exists(), "ports file removed at exit");
