@@ -39,8 +39,11 @@ pub const NATS_COMPAT_VERSION: &str = "2.15.1";
 #[derive(Debug, Default)]
 pub struct Stats {
     pub total_connections: AtomicU64,
+    /// All kinds; the route share is also counted on its own (`*_stats.routes`).
     pub slow_consumers: AtomicU64,
     pub stale_connections: AtomicU64,
+    pub slow_consumer_routes: AtomicU64,
+    pub stale_routes: AtomicU64,
     pub stalled_clients: AtomicU64,
     /// Message counters of connections that already closed.
     pub closed_in_msgs: AtomicU64,

@@ -183,3 +183,29 @@ async fn fake_route_floods_do_not_take_the_node_down() {
     let m = next_msg(&mut real, 5, "real.x after the fake route left").await;
     assert_eq!(&m.payload[..], b"still");
 }
+
+/// A route that stops answering PINGs is closed as stale, and /varz counts it under
+/// `routes`, not `clients`, as nats-server's stale_connection_stats does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_route_is_closed_as_stale_and_counted_as_a_route() {
+    let c = Procs::start(&[Impl::Tern], |_, o| {
+        o.cluster_conf = Some("  ping_interval: \"100ms\"\n  ping_max: 2\n".into());
+    })
+    .await;
+    let n0 = &c.nodes[0];
+    let (mut fake, _info) = RawConn::connect(n0.cluster_addr()).await;
+    fake.send(&fake_handshake(1)).await;
+    // The fake never answers a PING.
+    wait_for(Duration::from_secs(10), "stale route counted", || async {
+        n0.json("/varz").await["stale_connection_stats"]["routes"] == 1
+    })
+    .await;
+    let varz = n0.json("/varz").await;
+    assert_eq!(varz["stale_connection_stats"]["clients"], 0, "{varz}");
+    assert_eq!(varz["stale_connections"], 1);
+    let metrics = cluster_tests::harness::monitor_text(n0.http_addr(), "/metrics").await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("tern_stale_connections_total{") && l.contains("kind=\"route\""));
+    assert!(line.is_some_and(|l| l.ends_with("} 1")), "{line:?}");
+}

@@ -207,11 +207,22 @@ impl Client {
         }
     }
 
+    /// /varz `slow_consumers`, and `slow_consumer_stats.routes` for a route.
+    fn count_slow_consumer(&self, server: &ServerShared) {
+        server.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        if self.kind == ConnKind::Route {
+            server
+                .stats
+                .slow_consumer_routes
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Called by a publisher whose delivery would pass max_pending: close without
     /// flushing and without -ERR, as nats-server does.
     pub fn slow_consumer(&self, server: &ServerShared) {
         if self.set_close_reason(CloseReason::SlowConsumerPendingBytes) {
-            server.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            self.count_slow_consumer(server);
             tracing::info!(
                 "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
                 self.addr,
@@ -229,7 +240,7 @@ impl Client {
             return;
         }
         if reason == CloseReason::SlowConsumerWriteDeadline {
-            server.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            self.count_slow_consumer(server);
             tracing::info!(
                 "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
                 self.addr,

@@ -326,24 +326,27 @@ fn tern_metrics(m: &Arc<Monitor>, t: &mut Text, varz: &Value) {
     ] {
         t.single(name, "counter", help, mono.clamp(name, num(key)));
     }
-    let slow = st.slow_consumers.load(Ordering::Relaxed) as f64;
-    let stale = st.stale_connections.load(Ordering::Relaxed) as f64;
-    for (name, help, clients) in [
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let (slow, slow_routes) = (load(&st.slow_consumers), load(&st.slow_consumer_routes));
+    let (stale, stale_routes) = (load(&st.stale_connections), load(&st.stale_routes));
+    for (name, help, all, routes) in [
         (
             "tern_slow_consumers_total",
             "Connections closed as slow consumers, by connection kind.",
             slow,
+            slow_routes,
         ),
         (
             "tern_stale_connections_total",
             "Connections closed as stale (missed pings), by connection kind.",
             stale,
+            stale_routes,
         ),
     ] {
         t.family(name, "counter", help);
         for (kind, v) in [
-            ("client", clients),
-            ("route", 0.0),
+            ("client", all.saturating_sub(routes) as f64),
+            ("route", routes as f64),
             ("gateway", 0.0),
             ("leaf", 0.0),
         ] {

@@ -209,10 +209,14 @@ pub fn build(m: &Arc<Monitor>) -> Value {
         put("config_digest", json!(""));
     }
     put("system_account", json!("$SYS"));
-    let by_kind =
-        |clients: u64| json!({"clients": clients, "routes": 0, "gateways": 0, "leafs": 0});
-    put("slow_consumer_stats", by_kind(slow));
-    put("stale_connection_stats", by_kind(stale));
+    let by_kind = |all: u64, routes: u64| {
+        let clients = all.saturating_sub(routes);
+        json!({"clients": clients, "routes": routes, "gateways": 0, "leafs": 0})
+    };
+    let slow_routes = st.slow_consumer_routes.load(Ordering::Relaxed);
+    let stale_routes = st.stale_routes.load(Ordering::Relaxed);
+    put("slow_consumer_stats", by_kind(slow, slow_routes));
+    put("stale_connection_stats", by_kind(stale, stale_routes));
     // No JetStream store, so nothing ever waits on disk I/O.
     put(
         "disk_io_wait_stats",

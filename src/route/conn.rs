@@ -301,6 +301,9 @@ impl RouteConn {
                 }
                 _ = &mut ping => {
                     if self.pings_out + 1 > ping_max {
+                        let stats = &self.server.stats;
+                        stats.stale_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        stats.stale_routes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::error!("{} - rid:{} - Stale Route Connection - Closing", self.conn.addr, self.conn.cid);
                         return End::close(CloseReason::StaleConnection, Some("Stale Connection".into()));
                     }
