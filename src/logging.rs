@@ -326,6 +326,7 @@ pub fn init_with(l: &Logging) -> std::io::Result<()> {
     });
     if tracing_subscriber::registry()
         .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(own_or_warning))
         .with(text_layer)
         .with(json_layer)
         .try_init()
@@ -372,6 +373,15 @@ pub fn reopen() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// tern's own events at the configured level; the libraries' (rustls, openraft, h2,
+/// tonic...) only from WARN up. With `-D`, nats-server's debug log shows the server's
+/// own lines, not its dependencies' handshake chatter.
+fn own_or_warning(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() <= tracing::Level::WARN
+        || meta.target().starts_with("tern")
+        || meta.target() == "fatal"
 }
 
 fn level_filter(debug: bool, trace: bool) -> LevelFilter {
@@ -439,6 +449,40 @@ mod tests {
         assert!(log.exists() && dir.join("t.log.old").exists());
         assert!(purge_backups(&log, 0).is_empty(), "0 keeps everything");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn library_events_below_warn_are_dropped() {
+        let dir = std::env::temp_dir().join(format!("tern-log-libs-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("t.log");
+        let _ = std::fs::remove_file(&path);
+        let sink = LogSink(Arc::new(Mutex::new(Sink {
+            w: Box::new(open_append(&path).unwrap()),
+            path: Some(path.clone()),
+            written: 0,
+        })));
+        let sub = tracing_subscriber::registry()
+            .with(LevelFilter::TRACE)
+            .with(tracing_subscriber::filter::filter_fn(own_or_warning))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(JsonFormat { pid: 7 })
+                    .with_writer(sink),
+            );
+        tracing::subscriber::with_default(sub, || {
+            tracing::debug!("ours");
+            tracing::debug!(target: "rustls::server::hs", "decided upon suite");
+            tracing::info!(target: "openraft::core", "chatter");
+            tracing::warn!(target: "openraft::core", "theirs, but a warning");
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let msgs: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["msg"].to_string())
+            .collect();
+        assert_eq!(msgs, ["\"ours\"", "\"theirs, but a warning\""], "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
