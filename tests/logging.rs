@@ -233,3 +233,31 @@ fn sighup_changes_log_level_keeps_connections_and_reports_fixed_options() {
     kill(&mut child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn configuration_warnings_are_logged_once_per_start_and_reload() {
+    let dir = tmpdir("log", "warn-once");
+    let conf = dir.join("tern.conf");
+    let users = "authorization { users [ {user: a, password: plain} ] }\n";
+    std::fs::write(&conf, users).unwrap();
+    let mut child = spawn_with_conf(&conf);
+    let rx = stderr_lines(&mut child);
+    let warned = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("Plaintext passwords detected"))
+            .count()
+    };
+    let lines = until(&rx, "Server is ready");
+    assert_eq!(warned(&lines), 1, "{lines:?}");
+    std::fs::write(&conf, format!("{users}debug: true\n")).unwrap();
+    let st = tern()
+        .arg(format!("--signal=reload={}", child.id()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let lines = until(&rx, "Reloaded server configuration");
+    assert_eq!(warned(&lines), 1, "{lines:?}");
+    kill(&mut child);
+    let _ = std::fs::remove_dir_all(&dir);
+}

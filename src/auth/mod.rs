@@ -103,6 +103,9 @@ pub struct Authenticator {
     tls_map: bool,
     /// Operator mode (`operator` + `resolver: MEMORY`): only user JWTs are accepted.
     operator: Option<operator::OperatorMode>,
+    /// Warnings about the settings, logged once by whoever installs this (the config
+    /// check builds one too, and must not log them a second time).
+    warnings: Vec<String>,
 }
 
 fn parse_perms(v: Option<&serde_json::Value>) -> Result<Option<Arc<Permissions>>, String> {
@@ -110,6 +113,13 @@ fn parse_perms(v: Option<&serde_json::Value>) -> Result<Option<Arc<Permissions>>
 }
 
 impl Authenticator {
+    /// Logs the warnings about these settings (once per start or reload).
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            tracing::warn!("{w}");
+        }
+    }
+
     /// Builds from the effective configuration; errors are configuration errors.
     pub fn build(cfg: &Config) -> Result<Authenticator, String> {
         let a = &cfg.authorization;
@@ -168,13 +178,16 @@ impl Authenticator {
         let plaintext = out.users.values().any(|u| !is_bcrypt(&u.password))
             || out.single.as_ref().is_some_and(|(_, p)| !is_bcrypt(p));
         if plaintext {
-            tracing::warn!("Plaintext passwords detected, use nkeys or bcrypt");
+            out.warnings
+                .push("Plaintext passwords detected, use nkeys or bcrypt".into());
         }
         if let Some(n) = &out.no_auth_user {
             if !out.users.contains_key(n) {
-                // The user may live in an `accounts` block, which tern does not read yet:
-                // start anyway, as if no_auth_user were not set.
-                tracing::warn!("no_auth_user \"{n}\" is not a configured user, ignoring it");
+                // Not among the `authorization` or account users: start anyway, as if
+                // no_auth_user were not set.
+                out.warnings.push(format!(
+                    "no_auth_user \"{n}\" is not a configured user, ignoring it"
+                ));
                 out.no_auth_user = None;
             }
         }

@@ -26,6 +26,8 @@ impl Security {
     /// Builds from the configuration: parses permissions and nkeys, loads certificates.
     pub fn build(cfg: &Config) -> Result<Security, String> {
         let auth = Authenticator::build(cfg)?;
+        // Logged here, once per start or reload: the config check's own build is silent.
+        auth.log_warnings();
         let tls = match &cfg.tls {
             Some(t) => Some(Arc::new(tls::TlsSetup::build(t, cfg.allow_non_tls)?)),
             None => None,
