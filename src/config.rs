@@ -282,7 +282,7 @@ pub struct Config {
     /// `accounts { ... }`: named accounts with their users, exports and imports.
     pub accounts: Vec<AccountConfig>,
     pub host: String,
-    /// Client port; -1 picks a random free port (nats-server's RANDOM_PORT), 0 too.
+    /// Client port; -1 picks a random free port (nats-server's RANDOM_PORT), 0 means 4222.
     pub port: i32,
     pub client_advertise: Option<String>,
     pub http_host: Option<String>,

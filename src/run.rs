@@ -199,6 +199,8 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
     keep!(http_host, "http_host");
     keep!(https_port, "https_port");
     keep!(server_name, "server_name");
+    // The advertised client URLs are fixed when the listener starts.
+    keep!(client_advertise, "client_advertise");
     keep!(cluster, "cluster");
     keep!(store_dir, "store_dir");
     keep!(logging.pid_file, "pid_file");

@@ -287,13 +287,22 @@ pub fn validate(c: &Config) -> Vec<Check> {
             error: true,
         })
     };
-    if c.max_pending > 0 && c.max_payload > c.max_pending {
+    // Compared as they will run: 0 means the default (nats-server fills its defaults
+    // before this check).
+    let payload = if c.max_payload == 0 {
+        crate::config::defaults::MAX_PAYLOAD
+    } else {
+        c.max_payload
+    };
+    let pending = if c.max_pending <= 0 {
+        crate::config::defaults::MAX_PENDING
+    } else {
+        c.max_pending
+    };
+    if payload > pending {
         err(
             "max_payload",
-            format!(
-                "max_payload ({}) cannot be higher than max_pending ({})",
-                c.max_payload, c.max_pending
-            ),
+            format!("max_payload ({payload}) cannot be higher than max_pending ({pending})"),
         );
     }
     if c.max_payload < 0 {

@@ -392,6 +392,12 @@ fn validation_errors() {
         e,
         vec!["max_payload (67108864) cannot be higher than max_pending (33554432)"]
     );
+    // 0 is the default payload (1 MiB), checked as it will run.
+    let e = errs("v1b.conf", "max_payload: 0\nmax_pending: 1000\n");
+    assert_eq!(
+        e,
+        vec!["max_payload (1048576) cannot be higher than max_pending (1000)"]
+    );
     let e = errs("v2.conf", "lame_duck_duration: \"10s\"\n");
     assert_eq!(
         e,
