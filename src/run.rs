@@ -47,6 +47,8 @@ pub struct ListenerUrls<'a> {
     pub monitor: Option<(SocketAddr, bool)>,
     pub cluster_host: &'a str,
     pub cluster: Option<SocketAddr>,
+    /// The websocket listener: host, port and `ws`/`wss`.
+    pub websocket: Option<(&'a str, u16, &'static str)>,
 }
 
 /// Writes `<exe>_<pid>.ports` into `dir`, as nats-server does; returns its path.
@@ -69,6 +71,9 @@ pub fn write_ports_file(dir: &Path, l: &ListenerUrls<'_>) -> std::io::Result<Pat
     if let Some(c) = l.cluster {
         // nats-server lists routes as nats:// whether or not they use TLS.
         v["cluster"] = serde_json::json!(urls("nats", l.cluster_host, c.port()));
+    }
+    if let Some((host, port, scheme)) = l.websocket {
+        v["websocket"] = serde_json::json!(urls(scheme, host, port));
     }
     std::fs::write(&path, v.to_string())?;
     Ok(path)
@@ -113,6 +118,7 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
         // As the monitor starts: `http_port` wins, else `https_port`.
         let https = cfg.http_port.is_none() && cfg.https_port.is_some();
         let cluster_host = cfg.cluster.host.clone().unwrap_or_else(|| cfg.host.clone());
+        let ws = handle.websocket();
         let urls = ListenerUrls {
             host: &cfg.host,
             client: handle.client_addr(),
@@ -121,6 +127,9 @@ pub async fn run(config: Config, reload: Reloader) -> i32 {
             monitor: handle.monitor_addr().map(|m| (m, https)),
             cluster_host: &cluster_host,
             cluster: handle.cluster_addr(),
+            websocket: ws
+                .as_ref()
+                .map(|w| (w.host.as_str(), w.port, w.setup.scheme())),
         };
         match write_ports_file(dir, &urls) {
             Ok(p) => ports_file = Some(p),

@@ -459,6 +459,11 @@ impl ServerHandle {
         self.monitor_addr
     }
 
+    /// The websocket listener's state (host, port, scheme), when one runs.
+    pub fn websocket(&self) -> Option<Arc<crate::net::websocket::WsState>> {
+        self.shared.websocket.get().cloned()
+    }
+
     /// The bound route listener, when clustering is configured.
     pub fn cluster_addr(&self) -> Option<SocketAddr> {
         self.shared.cluster_addr.get().copied()

@@ -31,9 +31,13 @@ fn startup_lines_pid_ports_and_log_files() {
     let dir = tmpdir("proc", "files");
     let log = dir.join("tern.log");
     let pid = dir.join("tern.pid");
+    let conf = dir.join("ws.conf");
+    std::fs::write(&conf, "websocket { port: -1, no_tls: true }\n").unwrap();
     let mut child = tern()
         .args(["-a", "127.0.0.1", "-p", "-1", "-m", "-1"])
         .args(["--cluster", "nats://127.0.0.1:-1"])
+        .arg("-c")
+        .arg(&conf)
         .arg("-l")
         .arg(&log)
         .arg("-P")
@@ -74,6 +78,8 @@ fn startup_lines_pid_ports_and_log_files() {
     let cluster = v["cluster"][0].as_str().unwrap_or_default();
     assert!(cluster.starts_with("nats://127.0.0.1:"), "{v}");
     assert_ne!(cluster, format!("nats://127.0.0.1:{port}"));
+    let ws = v["websocket"][0].as_str().unwrap_or_default();
+    assert!(ws.starts_with("ws://127.0.0.1:"), "{v}");
 
     assert!(term(&mut child).success());
     assert!(!ports.exists(), "ports file removed at exit");

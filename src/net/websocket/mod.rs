@@ -60,7 +60,7 @@ impl WsSetup {
         }))
     }
 
-    fn scheme(&self) -> &'static str {
+    pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() {
             "wss"
         } else {
