@@ -55,6 +55,8 @@ struct Conn {
     first_pong_sent: bool,
     pings_out: u32,
     ping_sent_at: Option<Instant>,
+    /// When the last RTT was measured (a PONG to our PING).
+    rtt_at: Option<Instant>,
     /// Any inbound op since the last ping timer, so an active client is not pinged.
     active: bool,
     /// The account bound at CONNECT (`$G` until then and for users without one).
@@ -177,6 +179,9 @@ pub async fn serve_websocket<R, W>(
 }
 
 /// Who a new connection is before CONNECT.
+/// nats-server's DEFAULT_RTT_MEASUREMENT_INTERVAL.
+const RTT_REMEASURE: Duration = Duration::from_secs(3600);
+
 /// A timer that never fires in practice: the auth and JWT-expiry timers start with
 /// it and are reset to a real deadline only when one applies, so `select!` keeps a
 /// single shape instead of optional branches.
@@ -265,6 +270,7 @@ async fn run<R, S>(
             first_pong_sent: false,
             pings_out: 0,
             ping_sent_at: None,
+            rtt_at: None,
             active: false,
             account: server.global().clone(),
             cache: MatchCache::default(),
@@ -588,6 +594,7 @@ impl Conn {
                 self.pings_out = 0;
                 if let Some(at) = self.ping_sent_at.take() {
                     let rtt = at.elapsed();
+                    self.rtt_at = Some(Instant::now());
                     self.client.meta.lock().rtt = Some(rtt);
                     self.server.stats.client_rtt.observe(rtt);
                 }
@@ -610,10 +617,12 @@ impl Conn {
     /// Server ping timer: stale check, then PING unless the client was active.
     fn ping_timer(&mut self) -> Result<(), Close> {
         // As nats-server: an active client is not pinged, and staleness is only
-        // judged when a PING is about to go out.
-        let first_rtt =
-            self.connected && self.ping_sent_at.is_none() && self.client.meta.lock().rtt.is_none();
-        if self.active && !first_rtt {
+        // judged when a PING is about to go out. But the RTT is measured once after
+        // CONNECT and again when an hour old, busy or not (/connz `rtt`).
+        let need_rtt = self.connected
+            && self.ping_sent_at.is_none()
+            && self.rtt_at.is_none_or(|t| t.elapsed() > RTT_REMEASURE);
+        if self.active && !need_rtt {
             self.active = false;
             return Ok(());
         }
