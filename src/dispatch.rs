@@ -40,8 +40,15 @@ impl Pcd {
     /// its max_pending, so the publisher can stall briefly (nats-server's fast-producer
     /// stall) instead of pushing a merely busy consumer over the limit.
     pub fn flush(&mut self) -> Option<Arc<Client>> {
+        if self.clients.is_empty() {
+            return None;
+        }
+        // A delivery is activity for the receiver too (/connz last_activity, as
+        // nats-server's): one clock read per batch, one store per receiver.
+        let now = crate::client::unix_nanos(std::time::SystemTime::now());
         let mut fullest: Option<(usize, Arc<Client>)> = None;
         for (i, c) in self.clients.drain(..).enumerate() {
+            c.last_activity.store(now, std::sync::atomic::Ordering::Relaxed);
             // The first few receivers are written from here (no wake-up: low latency);
             // a larger fan-out is handed to the writer tasks so it spreads over cores.
             if i < INLINE_FLUSHES {

@@ -347,6 +347,9 @@ async fn connz_with_real_clients() {
     );
     // beta published after alpha subscribed: its last activity is later.
     assert!(b["last_activity"].as_str() > a["last_activity"].as_str());
+    // alpha's moved when beta's messages were delivered to it, as in nats-server:
+    // after beta connected, although alpha itself sent nothing since subscribing.
+    assert!(a["last_activity"].as_str() > b["start"].as_str(), "{a} {b}");
 
     // Sorting: counters largest first; cid ascending.
     let by = |sort: &'static str| async move {

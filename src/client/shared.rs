@@ -132,8 +132,9 @@ pub struct Client {
     pub headers: AtomicBool,
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
-    /// Unix nanos of the last PUB/SUB/UNSUB (nats-server's `c.last`, /connz last_activity
-    /// and idle). Stored by the read loop once per read batch, never per message.
+    /// Unix nanos of the last PUB/SUB/UNSUB or delivery (nats-server's `c.last`, /connz
+    /// last_activity and idle). Stored once per read batch by the connection's own read
+    /// loop and by each publisher that delivered to it, never per message.
     pub last_activity: AtomicU64,
     /// sid -> subscription.
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
