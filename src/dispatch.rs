@@ -48,7 +48,8 @@ impl Pcd {
         let now = crate::client::unix_nanos(std::time::SystemTime::now());
         let mut fullest: Option<(usize, Arc<Client>)> = None;
         for (i, c) in self.clients.drain(..).enumerate() {
-            c.last_activity.store(now, std::sync::atomic::Ordering::Relaxed);
+            c.last_activity
+                .store(now, std::sync::atomic::Ordering::Relaxed);
             // The first few receivers are written from here (no wake-up: low latency);
             // a larger fan-out is handed to the writer tasks so it spreads over cores.
             if i < INLINE_FLUSHES {
