@@ -451,17 +451,21 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    fn file_sink(path: &Path) -> LogSink {
+        LogSink(Arc::new(Mutex::new(Sink {
+            w: Box::new(open_append(path).unwrap()),
+            path: Some(path.to_path_buf()),
+            written: 0,
+        })))
+    }
+
     #[test]
     fn library_events_below_warn_are_dropped() {
         let dir = std::env::temp_dir().join(format!("tern-log-libs-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("t.log");
         let _ = std::fs::remove_file(&path);
-        let sink = LogSink(Arc::new(Mutex::new(Sink {
-            w: Box::new(open_append(&path).unwrap()),
-            path: Some(path.clone()),
-            written: 0,
-        })));
+        let sink = file_sink(&path);
         let sub = tracing_subscriber::registry()
             .with(LevelFilter::TRACE)
             .with(tracing_subscriber::filter::filter_fn(own_or_warning))
@@ -497,11 +501,7 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("t.log");
         let _ = std::fs::remove_file(&path);
-        let sink = LogSink(Arc::new(Mutex::new(Sink {
-            w: Box::new(open_append(&path).unwrap()),
-            path: Some(path.clone()),
-            written: 0,
-        })));
+        let sink = file_sink(&path);
         let sub = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
                 .event_format(JsonFormat { pid: 7 })

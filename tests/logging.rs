@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{listen_port, spawn_with_conf, stderr_lines, tern, tmpdir, until};
+use common::{listen_port, signal, spawn_with_conf, stderr_lines, tern, tmpdir, until};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -214,11 +214,7 @@ fn sighup_changes_log_level_keeps_connections_and_reports_fixed_options() {
     assert!(!before.iter().any(|l| l.contains("[DBG]")), "{before:?}");
 
     std::fs::write(&conf, "debug: true\nhttp_port: 8222\n").unwrap();
-    let st = tern()
-        .arg(format!("--signal=reload={}", child.id()))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    signal(&child, "reload");
     let lines = until(&rx, "Reloaded server configuration");
     assert!(
         lines
@@ -251,11 +247,7 @@ fn configuration_warnings_are_logged_once_per_start_and_reload() {
     let lines = until(&rx, "Server is ready");
     assert_eq!(warned(&lines), 1, "{lines:?}");
     std::fs::write(&conf, format!("{users}debug: true\n")).unwrap();
-    let st = tern()
-        .arg(format!("--signal=reload={}", child.id()))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    signal(&child, "reload");
     let lines = until(&rx, "Reloaded server configuration");
     assert_eq!(warned(&lines), 1, "{lines:?}");
     kill(&mut child);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{listen_port, spawn_with_conf, tern, tmpdir, wait_for_line};
+use common::{listen_port, signal, spawn_with_conf, tern, tmpdir, wait_for_line};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Stdio};
@@ -130,11 +130,7 @@ fn lame_duck_sends_ldm_and_stops_accepting() {
     r.read_line(&mut line).unwrap();
     assert_eq!(line, "PONG\r\n");
 
-    let st = tern()
-        .arg(format!("--signal=ldm={}", child.id()))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    signal(&child, "ldm");
     // Skip the connect_info INFO; the next INFO carries ldm.
     let mut saw_ldm = false;
     for _ in 0..5 {
@@ -217,11 +213,7 @@ fn sighup_reload_applies_limits_to_open_connections() {
     assert_eq!(line, "PONG\r\n", "200 bytes fit in 1KB");
 
     std::fs::write(&conf, "max_payload: 100\n").unwrap();
-    let st = tern()
-        .arg(format!("--signal=reload={}", child.id()))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    signal(&child, "reload");
     // The reload is applied asynchronously; a new connection's INFO shows when it landed.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !read_info(port, "127.0.0.1").contains("\"max_payload\":100,") {
@@ -248,11 +240,7 @@ fn reload_keeps_auth_required_for_account_users() {
     // A reload that changes something else: INFO must still ask for credentials
     // (the users come from the account, not from an `authorization` block).
     std::fs::write(&conf, format!("{accounts}max_payload: 100\n")).unwrap();
-    let st = tern()
-        .arg(format!("--signal=reload={}", child.id()))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    signal(&child, "reload");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut info = read_info(port, "127.0.0.1");
     while !info.contains("\"max_payload\":100,") {

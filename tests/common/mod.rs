@@ -23,6 +23,15 @@ pub fn spawn_with_conf(conf: &std::path::Path) -> Child {
         .expect("spawn tern")
 }
 
+/// `tern --signal=<what>=<pid>` (reload, ldm, ...) must succeed.
+pub fn signal(child: &Child, what: &str) {
+    let st = tern()
+        .arg(format!("--signal={what}={}", child.id()))
+        .status()
+        .expect("run tern --signal");
+    assert!(st.success(), "--signal={what} failed");
+}
+
 /// A fresh empty directory for one test.
 pub fn tmpdir(prefix: &str, name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tern-{prefix}-{name}-{}", std::process::id()));
