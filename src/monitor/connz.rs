@@ -102,8 +102,6 @@ pub struct Row {
     pub(super) in_bytes: u64,
     pub(super) out_bytes: u64,
     pub(super) src: Src,
-    /// Set by `Page::snapshot` for rendering without the connection's locks.
-    pub(super) snap: Option<Box<super::connz_render::Snap>>,
 }
 
 impl Row {
@@ -123,7 +121,6 @@ impl Row {
             in_bytes: c.in_bytes.load(Ordering::Relaxed),
             out_bytes,
             src: Src::Open(c.clone()),
-            snap: None,
         }
     }
 
@@ -142,7 +139,6 @@ impl Row {
             in_bytes: c.in_bytes,
             out_bytes: c.out_bytes,
             src: Src::Closed(c.clone()),
-            snap: None,
         }
     }
 
@@ -183,13 +179,8 @@ pub async fn handle(State(m): St, Params(q): Params<QueryMap>) -> Response {
     // pool (never on an async worker). Writing the JSON, most of the CPU for a large
     // page, takes no lock and runs on the idle-priority monitoring thread.
     let shared = m.shared.clone();
-    let page = tokio::task::spawn_blocking(move || {
-        connz(&shared, &Query(&q)).map(|mut page| {
-            page.snapshot();
-            page
-        })
-    })
-    .await;
+    let page =
+        tokio::task::spawn_blocking(move || connz(&shared, &Query(&q)).map(Page::snapshot)).await;
     match page {
         Ok(Ok(page)) => m
             .worker
@@ -279,86 +270,86 @@ pub fn connz(s: &ServerShared, q: &Query<'_>) -> Result<Page, String> {
     // total counts before the cid and user filters, as nats-server's does; with acc=
     // it is the account's count.
     let mut total = if want_open { s.clients.len() } else { 0 } + closed.len();
-    let rows = if sort == SortBy::Cid {
+    let (rows, in_acc) = if sort == SortBy::Cid {
         // Ordering by cid needs nothing but the cid: the page is chosen from bare
         // (cid, where) pairs and counters are read only for connections on it, so the
         // others are neither cloned nor locked (unless acc= or user= must look).
-        let mut picks: Vec<(u64, u32)> = Vec::with_capacity(total);
-        let mut in_acc = 0;
-        if want_open {
-            let mut consider = |c: &Client| {
-                let (counted, pass) = filter.open(c);
-                in_acc += usize::from(counted);
-                if pass {
-                    picks.push((c.cid, OPEN));
-                }
-            };
-            if cid > 0 {
-                if let Some(c) = s.clients.get(&cid) {
-                    consider(c.value());
-                }
-            } else if filter.acc.is_none() && filter.user.is_none() && !filter.mqtt {
-                // The map's key is the cid: the clients themselves are not touched.
-                picks.extend(s.clients.iter().map(|c| (*c.key(), OPEN)));
-                in_acc = picks.len();
-            } else {
-                s.clients.iter().for_each(|c| consider(c.value()));
-            }
-        }
-        for (i, c) in closed.iter().enumerate() {
-            let (counted, pass) = filter.closed(c);
-            in_acc += usize::from(counted);
-            if pass {
-                picks.push((c.cid, i as u32));
-            }
-        }
-        if acc.is_some() {
-            total = in_acc;
-        }
+        let (mut picks, in_acc) = gather(
+            s,
+            &filter,
+            want_open,
+            &closed,
+            |cid, _| (cid, OPEN),
+            |i, c| (c.cid, i as u32),
+        );
         take_page(&mut picks, offset, limit, |a, b| a.0.cmp(&b.0));
-        picks
+        let rows = picks
             .into_iter()
             .filter_map(|(cid, at)| match at {
                 // Gone since it was counted: left out rather than shown half-read.
                 OPEN => s.clients.get(&cid).map(|c| Row::open(c.value(), now)),
                 i => Some(Row::closed(&closed[i as usize])),
             })
-            .collect()
+            .collect();
+        (rows, in_acc)
     } else {
-        let mut rows: Vec<Row> = Vec::with_capacity(total);
-        let mut in_acc = 0;
-        if want_open {
-            let mut consider = |c: &Arc<Client>| {
-                let (counted, pass) = filter.open(c);
-                in_acc += usize::from(counted);
-                if pass {
-                    rows.push(Row::open(c, now));
-                }
-            };
-            if cid > 0 {
-                if let Some(c) = s.clients.get(&cid) {
-                    consider(c.value());
-                }
-            } else {
-                s.clients.iter().for_each(|c| consider(c.value()));
-            }
-        }
-        for c in &closed {
-            let (counted, pass) = filter.closed(c);
-            in_acc += usize::from(counted);
-            if pass {
-                rows.push(Row::closed(c));
-            }
-        }
-        if acc.is_some() {
-            total = in_acc;
-        }
+        let (mut rows, in_acc) = gather(
+            s,
+            &filter,
+            want_open,
+            &closed,
+            |_, c| Row::open(c, now),
+            |_, c| Row::closed(c),
+        );
         take_page(&mut rows, offset, limit, |a, b| compare(a, b, sort));
-        rows
+        (rows, in_acc)
     };
+    if acc.is_some() {
+        total = in_acc;
+    }
     page.total = total;
     page.rows = rows;
     Ok(page)
+}
+
+/// Walks the open (`want_open`) and closed connections through the filters, making an
+/// item for each one shown. Returns the items and how many count toward an `acc=`
+/// total. Open connections are found by their map key, so a filter that need not look
+/// (no acc=, user=) and an `open` that uses only the cid touch no connection.
+fn gather<T>(
+    s: &ServerShared,
+    filter: &Filter<'_>,
+    want_open: bool,
+    closed: &[Arc<ClosedConn>],
+    mut open: impl FnMut(u64, &Arc<Client>) -> T,
+    mut shut: impl FnMut(usize, &Arc<ClosedConn>) -> T,
+) -> (Vec<T>, usize) {
+    let mut out = Vec::with_capacity(if want_open { s.clients.len() } else { 0 } + closed.len());
+    let mut in_acc = 0;
+    if want_open {
+        let mut consider = |cid: u64, c: &Arc<Client>| {
+            let (counted, pass) = filter.open(c);
+            in_acc += usize::from(counted);
+            if pass {
+                out.push(open(cid, c));
+            }
+        };
+        if filter.cid > 0 {
+            if let Some(c) = s.clients.get(&filter.cid) {
+                consider(filter.cid, c.value());
+            }
+        } else {
+            s.clients.iter().for_each(|e| consider(*e.key(), e.value()));
+        }
+    }
+    for (i, c) in closed.iter().enumerate() {
+        let (counted, pass) = filter.closed(c);
+        in_acc += usize::from(counted);
+        if pass {
+            out.push(shut(i, c));
+        }
+    }
+    (out, in_acc)
 }
 
 /// Marks an open connection in the cid-only page selection (else: index into closed).
@@ -390,11 +381,9 @@ struct Filter<'q> {
 }
 
 impl Filter<'_> {
-    /// (counts toward an acc= total, is shown).
+    /// (counts toward an acc= total, is shown). `c` was found by the cid= filter's
+    /// key already, so only the other filters look at it.
     fn open(&self, c: &Client) -> (bool, bool) {
-        if self.cid > 0 && c.cid != self.cid {
-            return (false, false);
-        }
         if self.acc.is_none() && self.user.is_none() {
             return (true, !self.mqtt);
         }

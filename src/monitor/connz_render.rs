@@ -19,32 +19,52 @@ use super::format::{elapsed, rtt, Rfc3339, Uptime};
 use crate::client::{PeerCert, Subscription, TlsSession};
 use crate::server::ClosedSub;
 
+/// A /connz page with what rendering needs copied out of its connections: the only
+/// way to render one, so writing the JSON never takes a connection's lock.
+pub struct Snapshot {
+    page: Page,
+    /// One per row of `page`, in the same order.
+    snaps: Vec<Snap>,
+}
+
 impl Page {
+    /// Copies the page's strings and subscription lists out under the connections'
+    /// short locks; the [`Snapshot`] can then be written at idle priority without
+    /// ever holding up a reader that wants its connection's lock back.
+    pub fn snapshot(self) -> Snapshot {
+        let wanted = self.subs || self.detail;
+        let snaps = self.rows.iter().map(|r| Snap::take(r, wanted)).collect();
+        Snapshot { page: self, snaps }
+    }
+}
+
+impl Snapshot {
     /// The document, pretty-printed (2 spaces) as nats-server writes it.
     pub fn to_json(&self) -> Vec<u8> {
         // ~1 KiB per connection without subscriptions; grows as needed.
-        let mut out = Vec::with_capacity(512 + self.rows.len() * 1024);
+        let mut out = Vec::with_capacity(512 + self.page.rows.len() * 1024);
         // Writing to a Vec cannot fail and every value here serialises.
         let _ = serde_json::to_writer_pretty(&mut out, self);
         out
     }
 }
 
-impl Serialize for Page {
+impl Serialize for Snapshot {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let page = &self.page;
         let mut m = s.serialize_struct("Connz", 7)?;
-        let server_id = if self.unknown_account {
+        let server_id = if page.unknown_account {
             ""
         } else {
-            &self.server_id
+            &page.server_id
         };
         m.serialize_field("server_id", server_id)?;
-        m.serialize_field("now", &Rfc3339(self.now))?;
-        m.serialize_field("num_connections", &self.rows.len())?;
-        m.serialize_field("total", &self.total)?;
-        m.serialize_field("offset", &self.offset)?;
-        m.serialize_field("limit", &self.limit)?;
-        if self.unknown_account {
+        m.serialize_field("now", &Rfc3339(page.now))?;
+        m.serialize_field("num_connections", &page.rows.len())?;
+        m.serialize_field("total", &page.total)?;
+        m.serialize_field("offset", &page.offset)?;
+        m.serialize_field("limit", &page.limit)?;
+        if page.unknown_account {
             // nats-server leaves the list nil for an account it does not know.
             m.serialize_field("connections", &())?;
         } else {
@@ -54,22 +74,9 @@ impl Serialize for Page {
     }
 }
 
-impl Page {
-    /// Copies what rendering needs out of the page's open connections (their metadata
-    /// and subscription lists), so [`Page::to_json`] takes no lock the connections'
-    /// own tasks take: it can then run at idle priority without ever holding up a
-    /// reader that wants its connection's lock back.
-    pub fn snapshot(&mut self) {
-        let wanted = self.subs || self.detail;
-        for r in &mut self.rows {
-            r.snap = Some(Box::new(Snap::take(r, wanted)));
-        }
-    }
-}
-
 /// A page row's strings and subscriptions, copied out under the connection's locks
 /// (or from the immutable record of a closed connection).
-pub struct Snap {
+struct Snap {
     name: String,
     lang: String,
     version: String,
@@ -111,21 +118,13 @@ impl Snap {
     }
 }
 
-struct Connections<'p>(&'p Page);
+struct Connections<'p>(&'p Snapshot);
 
 impl Serialize for Connections<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let page = self.0;
+        let Snapshot { page, snaps } = self.0;
         let mut seq = s.serialize_seq(Some(page.rows.len()))?;
-        for r in &page.rows {
-            let taken;
-            let snap = match &r.snap {
-                Some(snap) => snap,
-                None => {
-                    taken = Snap::take(r, page.subs || page.detail);
-                    &taken
-                }
-            };
+        for (r, snap) in page.rows.iter().zip(snaps) {
             seq.serialize_element(&info(page, r, snap))?;
         }
         seq.end()
