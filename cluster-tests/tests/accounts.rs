@@ -65,7 +65,7 @@ async fn check_accounts(c: &Procs, imp: usize, exp: usize) {
     let mut stream = b.subscribe("fromA.a.>").await.expect("sub fromA");
     let mut iso = a_near.subscribe("iso").await.expect("sub iso");
     for cl in [&a, &a_near, &b] {
-        cl.flush().await.expect("flush");
+        common::synced(cl).await;
     }
     if imp != exp {
         // Shadow interest in A for the importer's subscription, the service, and A's
@@ -95,7 +95,7 @@ async fn check_accounts(c: &Procs, imp: usize, exp: usize) {
 
     // B's publish on `iso` stays in B; A's reaches A's subscriber, and first.
     b_far.publish("iso", "from-b".into()).await.expect("pub");
-    b_far.flush().await.expect("flush");
+    common::synced(&b_far).await;
     a.publish("iso", "from-a".into()).await.expect("pub");
     a.flush().await.expect("flush");
     let m = common::next_msg(&mut iso, 5, &format!("isolation marker ({ctx})")).await;
@@ -144,7 +144,7 @@ async fn check_monitoring(c: &Procs) {
     let _a = user(n, "a").await;
     let b = user(n, "b").await;
     let _sub = b.subscribe("fromA.a.x").await.expect("sub");
-    b.flush().await.expect("flush");
+    common::synced(&b).await;
 
     let v = n.json("/accountz").await;
     let names: Vec<&str> = v["accounts"]

@@ -2,6 +2,8 @@
 //! in-process tern: bcrypt users, nkey users, tokens, permission errors reported to the
 //! client, request/reply with `allow_responses`, and secrets kept out of logs and /connz.
 
+mod common;
+
 use std::time::Duration;
 
 use cluster_tests::diff::{tern_bin, ServerProc, ServerSetup};
@@ -281,8 +283,8 @@ async fn jwt_accounts_are_isolated() {
     let a_pub = connect(creds(&a), addr).await.expect("A publisher");
     let mut sa = a_sub.subscribe("iso").await.unwrap();
     let mut sb = b_sub.subscribe("iso").await.unwrap();
-    a_sub.flush().await.unwrap();
-    b_sub.flush().await.unwrap();
+    common::synced(&a_sub).await;
+    common::synced(&b_sub).await;
     a_pub.publish("iso", "for A".into()).await.unwrap();
     a_pub.flush().await.unwrap();
     let m = tokio::time::timeout(Duration::from_secs(5), sa.next())
@@ -292,7 +294,7 @@ async fn jwt_accounts_are_isolated() {
     assert_eq!(&m.payload[..], b"for A");
     // B's subscriber saw nothing: a round trip on B's connection after A's message was
     // delivered, then nothing is queued on B's subscription.
-    b_sub.flush().await.unwrap();
+    common::synced(&b_sub).await;
     let none = tokio::time::timeout(Duration::from_millis(200), sb.next()).await;
     assert!(none.is_err(), "B got A's message: {none:?}");
     let acc_names: Vec<String> = server

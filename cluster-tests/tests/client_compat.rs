@@ -1,5 +1,7 @@
 //! A real client (async-nats) against an in-process tern server.
 
+mod common;
+
 use std::time::Duration;
 
 use cluster_tests::harness::{local_config, monitor_json, start, wait_until, RawConn};
@@ -117,7 +119,7 @@ async fn echo_false_suppresses_own_messages() {
         .unwrap();
     let other = connect(server.client_addr()).await;
     let mut own = nc.subscribe("e").await.unwrap();
-    nc.flush().await.unwrap();
+    common::synced(&nc).await;
     nc.publish("e", "mine".into()).await.unwrap();
     other.publish("e", "theirs".into()).await.unwrap();
     other.flush().await.unwrap();

@@ -85,11 +85,12 @@ async fn connect(addr: SocketAddr, name: &str) -> async_nats::Client {
 /// The same activity on either server: a subscriber with a plain and a queue
 /// subscription, a publisher, and a client that connects and leaves (a closed entry).
 /// Returns the clients that must stay connected.
-async fn activity(client: SocketAddr) -> Vec<async_nats::Client> {
+async fn activity(client: SocketAddr, monitor: SocketAddr) -> Vec<async_nats::Client> {
     let sub = connect(client, "subscriber").await;
     let s1 = sub.subscribe("foo").await.unwrap();
     let s2 = sub.queue_subscribe("q.*", "workers".into()).await.unwrap();
     sub.flush().await.unwrap();
+    subscribed(monitor, "subscriber", 2).await;
     let publ = connect(client, "publisher").await;
     for i in 0..3 {
         publ.publish("foo", format!("m{i}").into()).await.unwrap();
@@ -208,8 +209,8 @@ async fn key_sets_match_nats_server() {
     let nats = NatsServer::start().await;
     let tern = start(local_config()).await;
     let tm = tern.monitor_addr().unwrap();
-    let _a = activity(nats.client).await;
-    let _b = activity(tern.client_addr()).await;
+    let _a = activity(nats.client, nats.monitor).await;
+    let _b = activity(tern.client_addr(), tm).await;
     // Both must have recorded the closed client before the documents are compared.
     for m in [nats.monitor, tm] {
         wait_until(WAIT, "closed connection recorded", || async move {
@@ -302,6 +303,21 @@ fn conn_by_name<'a>(connz: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no connection {name} in {connz}"))
 }
 
+/// async-nats' `flush` waits for no PONG, so a publish from another connection could
+/// overtake the SUBs: wait until the server lists them (a round trip through the
+/// client would add a subscription and messages these tests count).
+async fn subscribed(monitor: SocketAddr, name: &str, subs: u64) {
+    let what = format!("{name} has {subs} subscriptions");
+    wait_until(WAIT, &what, || async move {
+        let c = monitor_json(monitor, "/connz").await;
+        c["connections"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == name))
+            .is_some_and(|c| c["subscriptions"] == subs)
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn connz_with_real_clients() {
     let server = start(local_config()).await;
@@ -313,6 +329,7 @@ async fn connz_with_real_clients() {
         .map(Result::unwrap)
         .collect();
     alpha.flush().await.unwrap();
+    subscribed(m, "alpha", 3).await;
     let beta = connect(server.client_addr(), "beta").await;
     for _ in 0..5 {
         beta.publish("a.1", "12345".into()).await.unwrap();
@@ -525,7 +542,7 @@ impl Exposition {
 async fn metrics_match_varz() {
     let server = start(local_config()).await;
     let m = server.monitor_addr().unwrap();
-    let _clients = activity(server.client_addr()).await;
+    let _clients = activity(server.client_addr(), m).await;
     wait_until(WAIT, "closed recorded", || async move {
         monitor_json(m, "/connz?state=closed").await["total"] == 1
     })

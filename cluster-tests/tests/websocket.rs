@@ -3,6 +3,8 @@
 //! cluster, origin checks, bad frames, and a differential check of the handshake and
 //! INFO against nats-server.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,8 +87,8 @@ async fn ws_client_and_tcp_client_exchange_messages() {
 
     let mut ws_sub = ws.subscribe("to.ws").await.unwrap();
     let mut tcp_sub = tcp.subscribe("to.tcp").await.unwrap();
-    ws.flush().await.unwrap();
-    tcp.flush().await.unwrap();
+    common::synced(&ws).await;
+    common::synced(&tcp).await;
     tcp.publish("to.ws", "from tcp".into()).await.unwrap();
     ws.publish("to.tcp", "from ws".into()).await.unwrap();
     let m = tokio::time::timeout(Duration::from_secs(5), ws_sub.next())
@@ -111,7 +113,7 @@ async fn ws_client_and_tcp_client_exchange_messages() {
             }
         }
     });
-    tcp.flush().await.unwrap();
+    common::synced(&tcp).await;
     let r = ws.request("echo", big.clone().into()).await.expect("reply");
     assert_eq!(r.payload.len(), big.len());
 

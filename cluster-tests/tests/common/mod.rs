@@ -26,6 +26,21 @@ pub async fn pinned_client(url: &str) -> async_nats::Client {
         .unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
 
+/// Returns once the server has read and applied everything `nc` sent before.
+/// async-nats' `flush` only writes the socket and waits for no PONG, so a publish
+/// from another connection can overtake this client's SUB. A request to a subject
+/// nobody listens on comes back as no-responders only after the server processed
+/// what came before it on this connection.
+pub async fn synced(nc: &async_nats::Client) {
+    let subject = nc.new_inbox();
+    let answer =
+        tokio::time::timeout(Duration::from_secs(10), nc.request(subject, "".into())).await;
+    match answer {
+        Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {}
+        other => panic!("round trip to the server: expected no-responders, got {other:?}"),
+    }
+}
+
 /// Waits until every node other than `owners` sees interest in `subject` from
 /// exactly `owners.len()` peers (each owner node from every other node).
 pub async fn wait_interest_from(c: &Procs, subject: &str, owners: &[usize]) {
