@@ -10,6 +10,8 @@ pub enum CloseReason {
     AuthenticationTimeout,
     AuthenticationViolation,
     AuthenticationExpired,
+    /// An open client's user JWT was revoked by a reloaded account JWT.
+    CredentialsRevoked,
     SlowConsumerPendingBytes,
     SlowConsumerWriteDeadline,
     WriteError,
@@ -39,6 +41,7 @@ impl CloseReason {
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::AuthenticationViolation => "Authentication Failure",
             CloseReason::AuthenticationExpired => "Authentication Expired",
+            CloseReason::CredentialsRevoked => "Credentials Revoked",
             CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
             CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
             CloseReason::WriteError => "Write Error",

@@ -233,6 +233,13 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
         }
     };
     shared.set_security(security);
+    if auth_changed(&old, &merged) {
+        // Connected clients are checked again by their own read loops (users gone,
+        // credentials no longer valid, new permissions), as nats-server does on reload.
+        for c in shared.clients.iter() {
+            c.value().request_auth_recheck();
+        }
+    }
     if merged.logging.debug != old.logging.debug || merged.logging.trace != old.logging.trace {
         crate::logging::set_level(merged.logging.debug, merged.logging.trace);
     }
@@ -247,6 +254,17 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
         started,
         vec![opentelemetry::KeyValue::new("nats.reload.refused", refused)],
     );
+}
+
+/// nats-server's "is an auth change" options: users, tokens, accounts, operator.
+fn auth_changed(old: &Config, new: &Config) -> bool {
+    let map = |c: &Config| c.tls.as_ref().is_some_and(|t| t.verify_and_map);
+    old.authorization != new.authorization
+        || old.accounts != new.accounts
+        || old.no_auth_user != new.no_auth_user
+        || old.operator != new.operator
+        || old.resolver_preload != new.resolver_preload
+        || map(old) != map(new)
 }
 
 /// `--signal CMD[=PID|PIDFILE]`: sends the matching signal to a running server.

@@ -251,3 +251,53 @@ fn reload_keeps_auth_required_for_account_users() {
     assert!(info.contains("\"auth_required\":true"), "{info}");
     assert!(term(&mut child).success());
 }
+
+/// nats-server closes `authorization { user }` clients on every authorization reload;
+/// tern keeps a client whose credentials still pass (and re-checks it at once).
+#[test]
+fn reload_keeps_single_user_clients_whose_credentials_still_pass() {
+    let dir = tmpdir("proc", "reload-single");
+    let conf = dir.join("single.conf");
+    std::fs::write(&conf, "authorization { user: s, password: p }\n").unwrap();
+    let mut child = spawn_with_conf(&conf);
+    let lines = wait_for_line(&mut child, "Server is ready");
+    let port = listen_port(&lines);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    s.write_all(
+        b"CONNECT {\"verbose\":false,\"user\":\"s\",\"pass\":\"p\"}\r\nSUB x 1\r\nPING\r\n",
+    )
+    .unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "PONG\r\n");
+
+    // An authorization change (the timeout) with the same user and password.
+    let changed = "authorization { user: s, password: p, timeout: 3 }\nmax_payload: 100\n";
+    std::fs::write(&conf, changed).unwrap();
+    signal(&child, "reload");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read_info(port, "127.0.0.1").contains("\"max_payload\":100,") {
+        assert!(Instant::now() < deadline, "reload not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.write_all(b"PUB x 2\r\nok\r\nPING\r\n").unwrap();
+    let mut got = String::new();
+    for _ in 0..3 {
+        r.read_line(&mut got).unwrap();
+    }
+    assert_eq!(got, "MSG x 1 2\r\nok\r\nPONG\r\n");
+
+    // A new password closes it: the same re-check, now failing.
+    std::fs::write(&conf, "authorization { user: s, password: new }\n").unwrap();
+    signal(&child, "reload");
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "-ERR 'Authorization Violation'\r\n");
+    line.clear();
+    assert_eq!(r.read_line(&mut line).unwrap(), 0, "closed after the error");
+    assert!(term(&mut child).success());
+}

@@ -70,6 +70,9 @@ pub struct Authed {
     /// Identity in violation log lines when it is not `$G/user:NAME`
     /// (operator mode: `ACCOUNT/ACCOUNT_NAME/nkey:USER`).
     pub log_tag: Option<String>,
+    /// The configured password or token (as configured: plain or a bcrypt hash) the
+    /// client matched; lets a reload skip re-checking an unchanged entry.
+    pub secret: Option<String>,
 }
 
 /// Why authentication failed, as nats-server's log line names it.
@@ -78,6 +81,8 @@ pub enum Denied {
     Nkey(String),
     User(String),
     Anonymous,
+    /// Operator mode: the user JWT is revoked by its account.
+    Revoked,
 }
 
 impl Denied {
@@ -86,7 +91,7 @@ impl Denied {
         match self {
             Denied::Nkey(k) => format!(" - Nkey {}", permissions::go_quote(k.as_bytes())),
             Denied::User(u) => format!(" - User {}", permissions::go_quote(u.as_bytes())),
-            Denied::Anonymous => String::new(),
+            Denied::Anonymous | Denied::Revoked => String::new(),
         }
     }
 }
@@ -194,6 +199,30 @@ impl Authenticator {
         Ok(out)
     }
 
+    /// nats-server's clientHasMovedToDifferentAccount: a client that named a user or an
+    /// nkey whose entry is gone after a reload, or now sits in another account than
+    /// `account`, is closed without an error (it reconnects into the right place).
+    pub fn moved(&self, c: &ConnectInfo, account: &str) -> bool {
+        if self.operator.is_some() {
+            return false;
+        }
+        let elsewhere =
+            |a: &Option<String>| a.as_deref().unwrap_or(crate::account::GLOBAL_ACCOUNT) != account;
+        if let Some(k) = c.nkey.as_deref().filter(|k| !k.is_empty()) {
+            return self.nkeys.get(k).is_none_or(|(_, a)| elsewhere(a));
+        }
+        let Some(user) = c.user.as_deref().filter(|u| !u.is_empty()) else {
+            return false;
+        };
+        if let Some(e) = self.users.get(user) {
+            return elsewhere(&e.account);
+        }
+        // nats-server also closes single-user (`authorization { user }`) clients on
+        // every authorization change; tern keeps them while the user is the same.
+        self.single.as_ref().is_none_or(|(u, _)| u != user)
+            || account != crate::account::GLOBAL_ACCOUNT
+    }
+
     /// Whether any client authentication is configured (CONNECT is checked).
     pub fn configured(&self) -> bool {
         self.operator.is_some()
@@ -228,6 +257,23 @@ impl Authenticator {
         nonce: &[u8],
         cert_names: &[String],
     ) -> Result<Authed, Denied> {
+        self.authenticate_known(c, nonce, cert_names, None)
+    }
+
+    /// [`Self::authenticate`] for a client checked again after a reload: `known` is the
+    /// configured secret it proved it knows at CONNECT ([`Authed::secret`]). While that
+    /// entry is unchanged it is not compared again (a bcrypt check costs ~0.1 s, and a
+    /// reload re-checks every connection).
+    pub fn authenticate_known(
+        &self,
+        c: &ConnectInfo,
+        nonce: &[u8],
+        cert_names: &[String],
+        known: Option<&str>,
+    ) -> Result<Authed, Denied> {
+        let matches = |configured: &str, given: &str| {
+            known == Some(configured) || compare_secret(configured, given)
+        };
         let denied = || match (&c.nkey, &c.user) {
             (Some(k), _) if !k.is_empty() => Denied::Nkey(k.clone()),
             (_, Some(u)) if !u.is_empty() => Denied::User(u.clone()),
@@ -241,7 +287,11 @@ impl Authenticator {
             // is a debug line.
             return om.authenticate(c, nonce).map_err(|why| {
                 tracing::debug!("{why}");
-                Denied::Anonymous
+                if why == operator::REVOKED {
+                    Denied::Revoked
+                } else {
+                    Denied::Anonymous
+                }
             });
         }
         if !self.configured() {
@@ -288,29 +338,34 @@ impl Authenticator {
                 let Some(entry) = self.users.get(&name) else {
                     return Err(denied());
                 };
-                if !compare_secret(&entry.password, &password) {
+                if !matches(&entry.password, &password) {
                     return Err(denied());
                 }
                 return Ok(Authed {
                     user: name,
                     perms: entry.perms.clone(),
                     account: entry.account.clone(),
+                    secret: Some(entry.password.clone()),
                     ..Default::default()
                 });
             }
         }
         if let Some(token) = &self.token {
             return match &c.auth_token {
-                Some(t) if compare_secret(token, t) => Ok(Authed::default()),
+                Some(t) if matches(token, t) => Ok(Authed {
+                    secret: Some(token.clone()),
+                    ..Default::default()
+                }),
                 _ => Err(denied()),
             };
         }
         if let Some((user, pass)) = &self.single {
             let ok = c.user.as_deref().is_some_and(|u| ct_eq(u, user))
-                && compare_secret(pass, c.pass.as_deref().unwrap_or(""));
+                && matches(pass, c.pass.as_deref().unwrap_or(""));
             return if ok {
                 Ok(Authed {
                     user: user.clone(),
+                    secret: Some(pass.clone()),
                     ..Default::default()
                 })
             } else {
@@ -378,6 +433,7 @@ pub fn new_nonce() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::GLOBAL_ACCOUNT as GLOBAL;
     use crate::config::{Authorization, User};
 
     fn connect(user: &str, pass: &str) -> ConnectInfo {
@@ -458,6 +514,38 @@ mod tests {
             .expect("no_auth_user");
         assert_eq!(anon.user, "guest");
         assert!(a.authenticate(&connect("guest", ""), b"", &[]).is_err());
+    }
+
+    #[test]
+    fn reload_recheck_skips_only_an_unchanged_secret_and_spots_moved_users() {
+        let users = |pass: &str| Authorization {
+            users: vec![User {
+                user: Some("bob".into()),
+                password: Some(pass.into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let hash = bcrypt::hash("s3cret", 4).expect("hash");
+        let a = auth(users(&hash), None);
+        let first = a
+            .authenticate(&connect("bob", "s3cret"), b"", &[])
+            .expect("bob");
+        assert_eq!(first.secret.as_deref(), Some(hash.as_str()));
+        // The same configured hash: not compared again (the CONNECT already proved it).
+        let bob = connect("bob", "s3cret");
+        assert!(a.authenticate_known(&bob, b"", &[], Some(&hash)).is_ok());
+        // A new hash of another password: compared, and the old password fails.
+        let b = auth(users(&bcrypt::hash("other", 4).expect("hash")), None);
+        assert!(b.authenticate_known(&bob, b"", &[], Some(&hash)).is_err());
+
+        assert!(!a.moved(&bob, GLOBAL));
+        assert!(a.moved(&bob, "A"), "bob is configured in $G now");
+        assert!(
+            a.moved(&connect("carol", "x"), GLOBAL),
+            "carol is not configured"
+        );
+        assert!(!a.moved(&ConnectInfo::default(), GLOBAL), "no user named");
     }
 
     #[test]

@@ -17,6 +17,9 @@ use super::permissions::Permissions;
 use super::Authed;
 use crate::protocol::info::ConnectInfo;
 
+/// Why a revoked user is refused (nats-server's debug line).
+pub const REVOKED: &str = "User authentication revoked";
+
 /// Limits a JWT user's connection gets on top of the server's; -1 = none.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JwtLimits {
@@ -92,6 +95,7 @@ impl OperatorMode {
         &self.operator.name
     }
 
+    /// Fails with [`REVOKED`] exactly when the user JWT is on the account's revocation list.
     pub fn authenticate(&self, c: &ConnectInfo, nonce: &[u8]) -> Result<Authed, String> {
         let Some(token) = c.jwt.as_deref().filter(|j| !j.is_empty()) else {
             return Err("Authentication requires a user JWT".into());
@@ -134,7 +138,7 @@ impl OperatorMode {
             }
         }
         if acc.revoked(&juc.sub, juc.iat) {
-            return Err("User authentication revoked".into());
+            return Err(REVOKED.into());
         }
         let perms = if juc.nats.perms.to_conf().is_some() {
             juc.nats.perms.to_conf()
@@ -173,6 +177,7 @@ impl OperatorMode {
                 account_conns: acc.limits.conn,
                 expires,
             }),
+            secret: None,
         })
     }
 }

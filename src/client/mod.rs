@@ -29,6 +29,7 @@ use crate::subject;
 
 mod jwt_limits;
 mod ops;
+mod reload;
 mod shared;
 pub use shared::*;
 
@@ -82,6 +83,8 @@ struct Conn {
     cert_names: Vec<String>,
     /// `None` for users without permissions: no checks on the hot path.
     perms: Option<ConnPerms>,
+    /// The configured secret the client matched at CONNECT ([`crate::auth::Authed::secret`]).
+    proven_secret: Option<String>,
     /// `"$G/user:NAME"` tag of nats-server's violation log lines; empty without a user.
     user_tag: String,
     /// Operator mode: the user's account and JWT limits (counted in
@@ -284,6 +287,7 @@ async fn run<R, S>(
             nonce,
             cert_names,
             perms: None,
+            proven_secret: None,
             user_tag: String::new(),
             jwt_account: None,
             jwt: None,
@@ -409,7 +413,16 @@ impl Conn {
             tokio::select! {
                 biased;
                 _ = self.client.wait_killed() => {
-                    return Close::new(self.client.close_reason().unwrap_or(CloseReason::ServerShutdown), None);
+                    if let Some(reason) = self.client.close_reason() {
+                        return Close::new(reason, None);
+                    }
+                    if self.client.take_auth_recheck() {
+                        let res = self.recheck_auth();
+                        self.pcd.flush();
+                        if let Err(close) = res {
+                            return close;
+                        }
+                    }
                 }
                 _ = crate::server::stopped(&mut shutdown) => {
                     return Close::new(CloseReason::ServerShutdown, None);

@@ -43,6 +43,7 @@ impl Conn {
                 }
             };
         self.bind_jwt(&authed)?;
+        self.proven_secret = authed.secret.clone();
         self.perms = match authed.perms {
             Some(p) => Some(ConnPerms::new(p, &self.client.perm_hook)),
             None => {

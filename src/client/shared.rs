@@ -128,6 +128,9 @@ pub struct Client {
     /// Wakes the read loop when someone else decides this connection must close.
     kill: Notify,
     close_reason: Mutex<Option<CloseReason>>,
+    /// Set with a wake-up on `kill` (no close reason) when a reload changed
+    /// authorization: the read loop checks its user and permissions again.
+    recheck_auth: AtomicBool,
     /// Whether this client accepts HMSG; other publishers strip headers otherwise.
     pub headers: AtomicBool,
     pub in_msgs: AtomicU64,
@@ -164,6 +167,7 @@ impl Client {
             out: Outbound::new(max_pending),
             kill: Notify::new(),
             close_reason: Mutex::new(None),
+            recheck_auth: AtomicBool::new(false),
             headers: AtomicBool::new(false),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
@@ -198,6 +202,17 @@ impl Client {
     /// When the client last published or changed its interest (for /connz).
     pub fn last_activity(&self) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(self.last_activity.load(Ordering::Relaxed))
+    }
+
+    /// A reload changed authorization: wake the read loop to check this client again.
+    pub fn request_auth_recheck(&self) {
+        self.recheck_auth.store(true, Ordering::Release);
+        self.kill.notify_one();
+    }
+
+    /// Whether a re-check was asked for since the last call.
+    pub(crate) fn take_auth_recheck(&self) -> bool {
+        self.recheck_auth.swap(false, Ordering::AcqRel)
     }
 
     /// Closes from outside the read loop (server shutdown, lame duck).

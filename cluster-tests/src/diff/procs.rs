@@ -180,6 +180,30 @@ impl ServerProc {
         }
     }
 
+    /// Rewrites the conf file with `conf`, sends SIGHUP and waits for the next
+    /// "Reloaded server configuration" log line (both servers write it when done).
+    #[allow(unsafe_code)]
+    pub fn reload(&self, conf: &str) -> Result<(), String> {
+        let dir = self.dir.as_ref().ok_or("reload needs a conf file")?;
+        let file = dir.join("server.conf");
+        std::fs::write(&file, conf).map_err(|e| format!("write {}: {e}", file.display()))?;
+        let done = |log: &str| log.matches("Reloaded server configuration").count();
+        let before = done(&self.log());
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+        if rc != 0 {
+            return Err("kill(SIGHUP) failed".into());
+        }
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while done(&self.log()) == before {
+            if Instant::now() > deadline {
+                return Err(format!("no reload within {STARTUP_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// Everything the server wrote to stdout/stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()

@@ -322,3 +322,40 @@ fn jwt_revocation_bearer_nbf_and_default_permissions() {
         .expect_open(1)
         .run();
 }
+
+#[test]
+fn jwt_reload_with_a_revocation_closes_that_user() {
+    let now = tern::auth::jwt::now_unix();
+    let mut op = OperatorSetup::default();
+    let acc_kp = nkeys::KeyPair::new_account();
+    let account = |revoked: serde_json::Value| {
+        tern::auth::jwt::issue::account(
+            &op.operator,
+            &acc_kp.public_key(),
+            json!({ "revocations": revoked }),
+        )
+    };
+    let plain = account(json!({}));
+    let u1 = user(&acc_kp, None, json!({}), json!({}));
+    let u2 = user(&acc_kp, None, json!({}), json!({}));
+    let revoking = account(json!({ u1.public.clone(): now + 60 }));
+    op.preload.push((acc_kp.public_key(), plain));
+    let before = op.conf("");
+    op.preload[0].1 = revoking;
+    let after = op.conf("");
+    Diff::new("jwt_reload_with_a_revocation_closes_that_user")
+        .conf(&before)
+        .send_signed(&u1.seed, &u1.connect_fields())
+        .sync()
+        .on(1)
+        .send_signed(&u2.seed, &u2.connect_fields())
+        .sync()
+        .reload(&after)
+        .sync()
+        .on(0)
+        .wait_close()
+        .expect("c0 < -ERR 'User Authentication Revoked'\r\n")
+        .expect_closed(0)
+        .expect_open(1)
+        .run();
+}

@@ -11,6 +11,7 @@ mod accounts;
 mod features;
 mod jwt;
 mod protocol;
+mod reload;
 mod security;
 
 /// CONNECT with verbose off (pedantic stays on by default).

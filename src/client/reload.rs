@@ -1,0 +1,137 @@
+//! A reload that changed authorization, applied to a client that is already connected,
+//! as nats-server's reloadAuthorization does: a client whose user is gone or now in
+//! another account is closed without an error; one whose credentials no longer pass
+//! gets `Authorization Violation`; the others get the new permissions, and lose the
+//! subscriptions those no longer allow (each with a `-ERR` and a log line).
+
+use std::sync::Arc;
+
+use super::{Close, Conn};
+use crate::account::GLOBAL_ACCOUNT;
+use crate::auth::permissions::{self, ConnPerms};
+use crate::client::{remove_local_sub, Subscription};
+use crate::error::CloseReason;
+
+impl Conn {
+    /// Runs in the read loop when the server asked for it (`request_auth_recheck`).
+    pub(super) fn recheck_auth(&mut self) -> Result<(), Close> {
+        let sec = self.server.security();
+        if Arc::ptr_eq(&sec, &self.sec) {
+            return Ok(());
+        }
+        self.sec = sec;
+        if !self.connected {
+            // CONNECT has not come yet: it is checked against the new settings.
+            self.auth_required = self.sec.auth.required();
+            return Ok(());
+        }
+        let auth = &self.sec.auth;
+        if auth.moved(&self.opts, &self.account.name) {
+            tracing::debug!(
+                "{} - cid:{} - {}user no longer configured or moved to another account",
+                self.client.addr,
+                self.client.cid,
+                self.user_tag
+            );
+            return Err(Close::new(CloseReason::ClientClosed, None));
+        }
+        let authed = match auth.authenticate_known(
+            &self.opts,
+            self.nonce.as_bytes(),
+            &self.cert_names,
+            self.proven_secret.as_deref(),
+        ) {
+            Ok(a) => a,
+            Err(crate::auth::Denied::Revoked) => {
+                // nats-server's answer when an account update revokes an open client.
+                tracing::debug!(
+                    "{} - cid:{} - {}User Authentication Revoked",
+                    self.client.addr,
+                    self.client.cid,
+                    self.user_tag
+                );
+                return Err(Close::new(
+                    CloseReason::CredentialsRevoked,
+                    Some("User Authentication Revoked"),
+                ));
+            }
+            Err(denied) => {
+                tracing::error!(
+                    "{} - cid:{} - {}authentication error{}",
+                    self.client.addr,
+                    self.client.cid,
+                    self.user_tag,
+                    denied.log_suffix()
+                );
+                return Err(Close::new(
+                    CloseReason::AuthenticationViolation,
+                    Some("Authorization Violation"),
+                ));
+            }
+        };
+        let account = authed.account.as_deref().unwrap_or(GLOBAL_ACCOUNT);
+        if account != self.account.name {
+            // `no_auth_user` or a certificate now maps to another account.
+            return Err(Close::new(CloseReason::ClientClosed, None));
+        }
+        self.proven_secret = authed.secret;
+        self.perms = match authed.perms {
+            Some(p) => Some(ConnPerms::new(p, &self.client.perm_hook)),
+            None => {
+                ConnPerms::clear(&self.client.perm_hook);
+                None
+            }
+        };
+        self.remove_unauthorized_subs();
+        Ok(())
+    }
+
+    /// nats-server keeps a queue subscription that either the plain or the queue
+    /// permission still allows.
+    fn remove_unauthorized_subs(&mut self) {
+        let Some(perms) = &mut self.perms else {
+            return;
+        };
+        let subs: Vec<Arc<Subscription>> = self.client.subs.lock().values().cloned().collect();
+        let mut removed = Vec::new();
+        for s in subs {
+            let allowed = perms.can_subscribe(&s.subject, None)
+                || s.queue
+                    .as_deref()
+                    .is_some_and(|q| perms.can_subscribe(&s.subject, Some(q)));
+            if !allowed {
+                removed.push(s);
+            }
+        }
+        if removed.is_empty() {
+            return;
+        }
+        let who = match (&self.opts.nkey, &self.opts.user) {
+            (Some(k), _) if !k.is_empty() => {
+                format!("Nkey {}", permissions::go_quote(k.as_bytes()))
+            }
+            (_, Some(u)) if !u.is_empty() => {
+                format!("User {}", permissions::go_quote(u.as_bytes()))
+            }
+            _ => "User \"N/A\"".to_string(),
+        };
+        removed.sort_by(|a, b| a.sid.cmp(&b.sid));
+        for s in removed {
+            let gone = self.client.subs.lock().remove(&s.sid);
+            if let Some(s) = gone {
+                remove_local_sub(&self.server, &s);
+            }
+            let mut what = permissions::go_quote(&s.subject);
+            if let Some(q) = &s.queue {
+                what = format!("{what} using queue {}", permissions::go_quote(q));
+            }
+            let sid = permissions::go_quote(&s.sid);
+            self.send_err(&format!(
+                "Permissions Violation for Subscription to {what} (sid {sid})"
+            ));
+            tracing::info!("Removed sub {what} (sid {sid}) for {who} - not authorized");
+        }
+        self.interest_changed = true;
+        self.pcd.add(&self.client);
+    }
+}
