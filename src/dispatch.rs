@@ -386,6 +386,11 @@ fn deliver_plain(server: &ServerShared, sub: &Subscription, msg: &Msg<'_>, pcd: 
         return false;
     }
     pcd.add(client);
+    if crate::logging::trace_enabled() {
+        let max_traced = server.config().max_traced_msg_len;
+        let line = (msg.subject, &sub.sid[..], msg.reply);
+        crate::client::trace_msg_out(client, line, hdr_len, payload, max_traced);
+    }
     if max > 0 && n == max {
         client.remove_sub_by_limit(server, sub);
     }

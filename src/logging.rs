@@ -11,7 +11,7 @@
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -307,6 +307,14 @@ pub fn init_with(l: &Logging) -> std::io::Result<()> {
         written,
     })));
     let (filter, handle) = reload::Layer::new(level_filter(l.debug, l.trace));
+    // Set before the subscriber exists, so the first callsite registrations see them;
+    // put back below if another logger was installed first.
+    let (was_debug, was_trace) = (
+        DEBUG_ON.load(Ordering::Relaxed),
+        TRACE_ON.load(Ordering::Relaxed),
+    );
+    DEBUG_ON.store(l.debug, Ordering::Relaxed);
+    TRACE_ON.store(l.trace, Ordering::Relaxed);
     let pid = std::process::id();
     // Both layer types are built and one is disabled (`Option` layers are no-ops), so
     // the subscriber type stays the same whichever format is chosen.
@@ -338,6 +346,9 @@ pub fn init_with(l: &Logging) -> std::io::Result<()> {
         if l.log_file.is_some() {
             let _ = FILE.set(sink);
         }
+    } else {
+        DEBUG_ON.store(was_debug, Ordering::Relaxed);
+        TRACE_ON.store(was_trace, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -378,7 +389,12 @@ pub fn reopen() -> std::io::Result<()> {
 /// tern's own events at the configured level; the libraries' (rustls, openraft, h2,
 /// tonic...) only from WARN up. With `-D`, nats-server's debug log shows the server's
 /// own lines, not its dependencies' handshake chatter.
+/// nats-server's `-V` alone traces without debug lines: DEBUG events pass only with `-D`
+/// (the level filter lets them through whenever trace is on).
 fn own_or_warning(meta: &tracing::Metadata<'_>) -> bool {
+    if *meta.level() == Level::DEBUG && !DEBUG_ON.load(Ordering::Relaxed) {
+        return false;
+    }
     *meta.level() <= tracing::Level::WARN
         || meta.target().starts_with("tern")
         || meta.target() == "fatal"
@@ -394,12 +410,26 @@ fn level_filter(debug: bool, trace: bool) -> LevelFilter {
     }
 }
 
+/// `-D` and `-V` as installed (the callsite cache is rebuilt when they change).
+static DEBUG_ON: AtomicBool = AtomicBool::new(false);
+static TRACE_ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether protocol tracing (`-V`) is on: delivery paths check it (one relaxed load)
+/// before building their `->> [MSG ...]` lines.
+#[inline]
+pub fn trace_enabled() -> bool {
+    TRACE_ON.load(Ordering::Relaxed)
+}
+
 /// Handle to change the level on reload (-D / -V / debug / trace keys).
 static LEVEL: OnceLock<reload::Handle<LevelFilter, Registry>> = OnceLock::new();
 
 /// Applies new debug/trace settings to the running logger.
 pub fn set_level(debug: bool, trace: bool) {
     if let Some(h) = LEVEL.get() {
+        DEBUG_ON.store(debug, Ordering::Relaxed);
+        TRACE_ON.store(trace, Ordering::Relaxed);
+        // `modify` rebuilds the callsite cache, so `own_or_warning` sees the new flags.
         let _ = h.modify(|f| *f = level_filter(debug, trace));
     }
 }
@@ -475,7 +505,7 @@ mod tests {
                     .with_writer(sink),
             );
         tracing::subscriber::with_default(sub, || {
-            tracing::debug!("ours");
+            tracing::info!("ours");
             tracing::debug!(target: "rustls::server::hs", "decided upon suite");
             tracing::info!(target: "openraft::core", "chatter");
             tracing::warn!(target: "openraft::core", "theirs, but a warning");

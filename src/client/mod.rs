@@ -31,7 +31,9 @@ mod jwt_limits;
 mod ops;
 mod reload;
 mod shared;
+mod trace;
 pub use shared::*;
+pub(crate) use trace::trace_msg_out;
 
 /// How a read-loop step wants the connection to end.
 struct Close {
@@ -86,7 +88,7 @@ struct Conn {
     /// The configured secret the client matched at CONNECT ([`crate::auth::Authed::secret`]).
     proven_secret: Option<String>,
     /// `"$G/user:NAME"` tag of nats-server's violation log lines; empty without a user.
-    user_tag: String,
+    tag: String,
     /// Operator mode: the user's account and JWT limits (counted in
     /// `ServerShared.account_conns` while connected).
     jwt_account: Option<String>,
@@ -288,7 +290,7 @@ async fn run<R, S>(
             cert_names,
             perms: None,
             proven_secret: None,
-            user_tag: String::new(),
+            tag: String::new(),
             jwt_account: None,
             jwt: None,
         };
@@ -315,7 +317,16 @@ async fn finish(
     close: Close,
     writer: tokio::task::JoinHandle<Option<CloseReason>>,
 ) {
+    let traced = crate::logging::trace_enabled();
+    let tag = if traced {
+        client.meta.lock().log_tag.clone()
+    } else {
+        String::new()
+    };
     if let Some(text) = close.err {
+        if traced {
+            trace::trace_out(client, &tag, &format!("-ERR {text}"));
+        }
         let mut b = Vec::with_capacity(text.len() + 10);
         encode::write_err(&mut b, text);
         client.out.push(&b);
@@ -327,6 +338,9 @@ async fn finish(
     let subs: Vec<Arc<Subscription>> = client.subs.lock().drain().map(|(_, s)| s).collect();
     for s in &subs {
         remove_local_sub(server, s);
+        if traced {
+            trace::trace_delsub(client, &tag, &s.sid);
+        }
     }
     if let Some(acc) = &client.meta.lock().account {
         acc.num_connections.fetch_sub(1, Ordering::Relaxed);
@@ -344,9 +358,10 @@ async fn finish(
         writer.abort();
     }
     tracing::debug!(
-        "{} - cid:{} - Client connection closed: {}",
+        "{} - cid:{} - {}Client connection closed: {}",
         client.addr,
         client.cid,
+        client.meta.lock().log_tag,
         reason
     );
     server.record_closed(ClosedConn::from_client(client, reason, &subs));
@@ -465,7 +480,7 @@ impl Conn {
                     return Close::new(CloseReason::AuthenticationTimeout, Some("Authentication Timeout"));
                 }
                 _ = &mut expiry, if self.jwt.is_some_and(|j| j.expires > 0) => {
-                    tracing::debug!("{} - cid:{} - User Authentication Expired", self.client.addr, self.client.cid);
+                    tracing::debug!("{} - cid:{} - {}User Authentication Expired", self.client.addr, self.client.cid, self.tag);
                     return Close::new(CloseReason::AuthenticationExpired, Some("User Authentication Expired"));
                 }
                 _ = &mut ping => {
@@ -504,9 +519,10 @@ impl Conn {
 
     fn parse_error(&self, e: ParseError) -> Close {
         tracing::error!(
-            "{} - cid:{} - Client parser ERROR: {}",
+            "{} - cid:{} - {}Client parser ERROR: {}",
             self.client.addr,
             self.client.cid,
+            self.tag,
             e
         );
         match e {
@@ -543,6 +559,9 @@ impl Conn {
     }
 
     fn send_err(&self, text: &str) {
+        if self.trace {
+            self.trace_out(&format!("-ERR {text}"));
+        }
         let mut b = Vec::with_capacity(text.len() + 10);
         encode::write_err(&mut b, text);
         self.client.out.push(&b);
@@ -550,6 +569,7 @@ impl Conn {
 
     fn ok(&mut self) {
         if self.opts.verbose {
+            self.trace_out("OK");
             self.client.out.push(encode::OK);
             self.pcd.add(&self.client);
         }
@@ -557,22 +577,7 @@ impl Conn {
 
     fn process_op(&mut self, op: Op<'_>) -> Result<(), Close> {
         if self.trace {
-            if let Op::Connect(json) = &op {
-                // Passwords and tokens never reach the log.
-                tracing::trace!(
-                    "{} - cid:{} - <<- [CONNECT {}]",
-                    self.client.addr,
-                    self.client.cid,
-                    crate::auth::redact_connect(json)
-                );
-            } else {
-                tracing::trace!(
-                    "{} - cid:{} - <<- [{}]",
-                    self.client.addr,
-                    self.client.cid,
-                    op
-                );
-            }
+            self.trace_in(&op);
         }
         if self.auth_required && !self.connected && !matches!(op, Op::Connect(_)) {
             return Err(Close::new(
@@ -617,9 +622,10 @@ impl Conn {
             Op::Info | Op::Ok => Ok(()),
             Op::Err(text) => {
                 tracing::error!(
-                    "{} - cid:{} - Client Error {}",
+                    "{} - cid:{} - {}Client Error {}",
                     self.client.addr,
                     self.client.cid,
+                    self.tag,
                     String::from_utf8_lossy(text)
                 );
                 Err(Close::new(CloseReason::ClientClosed, None))
@@ -645,9 +651,10 @@ impl Conn {
                 .stale_connections
                 .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
-                "{} - cid:{} - Stale Client Connection - Closing",
+                "{} - cid:{} - {}Stale Client Connection - Closing",
                 self.client.addr,
-                self.client.cid
+                self.client.cid,
+                self.tag
             );
             return Err(Close::new(
                 CloseReason::StaleConnection,
@@ -657,6 +664,7 @@ impl Conn {
         self.active = false;
         self.pings_out += 1;
         self.ping_sent_at = Some(Instant::now());
+        self.trace_out("PING");
         self.client.out.push(encode::PING);
         self.client.out.kick();
         Ok(())

@@ -55,13 +55,15 @@ impl Conn {
             Some(name) => self.server.accounts.get_or_register(name),
             None => self.server.global().clone(),
         };
-        self.user_tag = if let Some(tag) = &authed.log_tag {
-            format!("\"{tag}\" - ")
-        } else if authed.user.is_empty() {
-            String::new()
-        } else {
-            format!("\"{}/user:{}\" - ", account.name, authed.user)
-        };
+        // nats-server's connection string after CONNECT: `"v<version>:<lang>:<name>"`
+        // (the parts the client sent) then the user, each followed by ` - `.
+        self.tag = client_tag(&opts);
+        if let Some(tag) = &authed.log_tag {
+            self.tag.push_str(&format!("\"{tag}\" - "));
+        } else if !authed.user.is_empty() {
+            self.tag
+                .push_str(&format!("\"{}/user:{}\" - ", account.name, authed.user));
+        }
         if !Arc::ptr_eq(&account, &self.account) {
             self.cache.reset();
         }
@@ -76,6 +78,7 @@ impl Conn {
             m.lang = opts.lang.clone().unwrap_or_default();
             m.version = opts.version.clone().unwrap_or_default();
             m.user = authed.user;
+            m.log_tag = self.tag.clone();
         }
         let headers = opts.headers && !self.cfg.no_header_support;
         self.client.headers.store(headers, Ordering::Relaxed);
@@ -88,6 +91,7 @@ impl Conn {
     }
 
     pub(super) fn process_ping(&mut self) {
+        self.trace_out("PONG");
         self.send(encode::PONG);
         if self.connected && !self.first_pong_sent && self.opts.protocol >= 1 {
             // The async INFO after the first PONG tells the client it is bound ($G).
@@ -204,10 +208,14 @@ impl Conn {
                 (None, _) => None,
             }
         };
-        if let Some(s) = removed {
-            remove_local_sub(&self.server, &s);
+        if let Some(s) = &removed {
+            remove_local_sub(&self.server, s);
         }
         self.ok();
+        // nats-server traces the +OK before the removal.
+        if removed.is_some() {
+            self.trace_delsub(sid);
+        }
     }
 
     pub(super) fn process_pub(
@@ -231,7 +239,7 @@ impl Conn {
                 "{} - cid:{} - {}Publish Violation - {log}",
                 self.client.addr,
                 self.client.cid,
-                self.user_tag
+                self.tag
             );
             self.send_err(&err);
             self.pcd.add(&self.client);
@@ -324,9 +332,33 @@ impl Conn {
             "{} - cid:{} - {}Subscription Violation - {log}",
             self.client.addr,
             self.client.cid,
-            self.user_tag
+            self.tag
         );
         self.send_err(&err);
         self.pcd.add(&self.client);
+    }
+}
+
+/// The client part of nats-server's log prefix: version (with a `v`), lang and name,
+/// those the client sent, joined by `:`; empty when it sent none.
+fn client_tag(opts: &ConnectInfo) -> String {
+    let version = opts
+        .version
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(|v| format!("v{v}"));
+    let parts: Vec<&str> = [
+        version.as_deref(),
+        opts.lang.as_deref(),
+        opts.name.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| !p.is_empty())
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("\"{}\" - ", parts.join(":"))
     }
 }

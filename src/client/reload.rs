@@ -31,7 +31,7 @@ impl Conn {
                 "{} - cid:{} - {}user no longer configured or moved to another account",
                 self.client.addr,
                 self.client.cid,
-                self.user_tag
+                self.tag
             );
             return Err(Close::new(CloseReason::ClientClosed, None));
         }
@@ -48,7 +48,7 @@ impl Conn {
                     "{} - cid:{} - {}User Authentication Revoked",
                     self.client.addr,
                     self.client.cid,
-                    self.user_tag
+                    self.tag
                 );
                 return Err(Close::new(
                     CloseReason::CredentialsRevoked,
@@ -60,7 +60,7 @@ impl Conn {
                     "{} - cid:{} - {}authentication error{}",
                     self.client.addr,
                     self.client.cid,
-                    self.user_tag,
+                    self.tag,
                     denied.log_suffix()
                 );
                 return Err(Close::new(
@@ -120,6 +120,7 @@ impl Conn {
             let gone = self.client.subs.lock().remove(&s.sid);
             if let Some(s) = gone {
                 remove_local_sub(&self.server, &s);
+                self.trace_delsub(&s.sid);
             }
             let mut what = permissions::go_quote(&s.subject);
             if let Some(q) = &s.queue {

@@ -89,6 +89,9 @@ pub struct ConnMeta {
     pub lang: String,
     pub version: String,
     pub user: String,
+    /// nats-server's log prefix after CONNECT (`"v1.2:go:name" - "$G/user:u" - `);
+    /// empty before it.
+    pub log_tag: String,
     pub rtt: Option<Duration>,
     /// The account bound at CONNECT (counted in its `num_connections` until close).
     pub account: Option<Arc<Account>>,
@@ -240,9 +243,10 @@ impl Client {
         if self.set_close_reason(CloseReason::SlowConsumerPendingBytes) {
             self.count_slow_consumer(server);
             tracing::info!(
-                "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                "{} - cid:{} - {}Slow Consumer Detected: MaxPending of {} Exceeded",
                 self.addr,
                 self.cid,
+                self.meta.lock().log_tag,
                 server.config().max_pending
             );
             self.out.close(false);
@@ -258,9 +262,10 @@ impl Client {
         if reason == CloseReason::SlowConsumerWriteDeadline {
             self.count_slow_consumer(server);
             tracing::info!(
-                "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
+                "{} - cid:{} - {}Slow Consumer Detected: WriteDeadline of {:?} exceeded",
                 self.addr,
                 self.cid,
+                self.meta.lock().log_tag,
                 deadline
             );
         }

@@ -10,6 +10,7 @@
 mod accounts;
 mod features;
 mod jwt;
+mod logs;
 mod protocol;
 mod reload;
 mod security;
