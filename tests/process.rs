@@ -191,113 +191,111 @@ fn restart_on_same_port_and_ipv6() {
 
 #[test]
 fn sighup_reload_applies_limits_to_open_connections() {
-    let dir = tmpdir("proc", "reload");
-    let conf = dir.join("reload.conf");
-    std::fs::write(&conf, "max_payload: 1KB\n").unwrap();
-    let mut child = spawn_with_conf(&conf);
-    let lines = wait_for_line(&mut child, "Server is ready");
-    let port = listen_port(&lines);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    assert!(line.contains("\"max_payload\":1024"), "{line}");
+    let mut t = start_and_connect("reload", "max_payload: 1KB\n");
+    assert!(t.info.contains("\"max_payload\":1024"), "{}", t.info);
     let big = vec![b'x'; 200];
-    s.write_all(b"CONNECT {\"verbose\":false}\r\nPUB a 200\r\n")
+    t.s.write_all(b"CONNECT {\"verbose\":false}\r\nPUB a 200\r\n")
         .unwrap();
-    s.write_all(&big).unwrap();
-    s.write_all(b"\r\nPING\r\n").unwrap();
-    line.clear();
-    r.read_line(&mut line).unwrap();
-    assert_eq!(line, "PONG\r\n", "200 bytes fit in 1KB");
+    t.s.write_all(&big).unwrap();
+    t.s.write_all(b"\r\nPING\r\n").unwrap();
+    assert_eq!(line(&mut t), "PONG\r\n", "200 bytes fit in 1KB");
 
-    std::fs::write(&conf, "max_payload: 100\n").unwrap();
-    signal(&child, "reload");
-    // The reload is applied asynchronously; a new connection's INFO shows when it landed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !read_info(port, "127.0.0.1").contains("\"max_payload\":100,") {
-        assert!(Instant::now() < deadline, "reload not applied");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    s.write_all(b"PUB a 200\r\n").unwrap();
-    line.clear();
-    r.read_line(&mut line).unwrap();
-    assert_eq!(line, "-ERR 'Maximum Payload Violation'\r\n");
-    assert!(term(&mut child).success());
+    reload_until_info(&t, "max_payload: 100\n", "\"max_payload\":100,");
+    t.s.write_all(b"PUB a 200\r\n").unwrap();
+    assert_eq!(line(&mut t), "-ERR 'Maximum Payload Violation'\r\n");
+    assert!(term(&mut t.child).success());
 }
 
 #[test]
 fn reload_keeps_auth_required_for_account_users() {
-    let dir = tmpdir("proc", "reload-acc");
-    let conf = dir.join("acc.conf");
     let accounts = "accounts { A { users [ {user: a, password: a} ] } }\n";
-    std::fs::write(&conf, accounts).unwrap();
-    let mut child = spawn_with_conf(&conf);
-    let lines = wait_for_line(&mut child, "Server is ready");
-    let port = listen_port(&lines);
-    assert!(read_info(port, "127.0.0.1").contains("\"auth_required\":true"));
+    let mut t = start_and_connect("reload-acc", accounts);
+    assert!(t.info.contains("\"auth_required\":true"));
     // A reload that changes something else: INFO must still ask for credentials
     // (the users come from the account, not from an `authorization` block).
-    std::fs::write(&conf, format!("{accounts}max_payload: 100\n")).unwrap();
-    signal(&child, "reload");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut info = read_info(port, "127.0.0.1");
-    while !info.contains("\"max_payload\":100,") {
-        assert!(Instant::now() < deadline, "reload not applied");
-        std::thread::sleep(Duration::from_millis(20));
-        info = read_info(port, "127.0.0.1");
-    }
+    let changed = format!("{accounts}max_payload: 100\n");
+    let info = reload_until_info(&t, &changed, "\"max_payload\":100,");
     assert!(info.contains("\"auth_required\":true"), "{info}");
-    assert!(term(&mut child).success());
+    assert!(term(&mut t.child).success());
 }
 
 /// nats-server closes `authorization { user }` clients on every authorization reload;
 /// tern keeps a client whose credentials still pass (and re-checks it at once).
 #[test]
 fn reload_keeps_single_user_clients_whose_credentials_still_pass() {
-    let dir = tmpdir("proc", "reload-single");
-    let conf = dir.join("single.conf");
-    std::fs::write(&conf, "authorization { user: s, password: p }\n").unwrap();
-    let mut child = spawn_with_conf(&conf);
-    let lines = wait_for_line(&mut child, "Server is ready");
-    let port = listen_port(&lines);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    s.write_all(
+    let mut t = start_and_connect("reload-single", "authorization { user: s, password: p }\n");
+    t.s.write_all(
         b"CONNECT {\"verbose\":false,\"user\":\"s\",\"pass\":\"p\"}\r\nSUB x 1\r\nPING\r\n",
     )
     .unwrap();
-    line.clear();
-    r.read_line(&mut line).unwrap();
-    assert_eq!(line, "PONG\r\n");
+    assert_eq!(line(&mut t), "PONG\r\n");
 
     // An authorization change (the timeout) with the same user and password.
     let changed = "authorization { user: s, password: p, timeout: 3 }\nmax_payload: 100\n";
-    std::fs::write(&conf, changed).unwrap();
-    signal(&child, "reload");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !read_info(port, "127.0.0.1").contains("\"max_payload\":100,") {
-        assert!(Instant::now() < deadline, "reload not applied");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    s.write_all(b"PUB x 2\r\nok\r\nPING\r\n").unwrap();
-    let mut got = String::new();
-    for _ in 0..3 {
-        r.read_line(&mut got).unwrap();
-    }
+    reload_until_info(&t, changed, "\"max_payload\":100,");
+    t.s.write_all(b"PUB x 2\r\nok\r\nPING\r\n").unwrap();
+    let got: String = (0..3).map(|_| line(&mut t)).collect();
     assert_eq!(got, "MSG x 1 2\r\nok\r\nPONG\r\n");
 
     // A new password closes it: the same re-check, now failing.
-    std::fs::write(&conf, "authorization { user: s, password: new }\n").unwrap();
-    signal(&child, "reload");
-    line.clear();
-    r.read_line(&mut line).unwrap();
-    assert_eq!(line, "-ERR 'Authorization Violation'\r\n");
-    line.clear();
-    assert_eq!(r.read_line(&mut line).unwrap(), 0, "closed after the error");
-    assert!(term(&mut child).success());
+    std::fs::write(&t.conf, "authorization { user: s, password: new }\n").unwrap();
+    signal(&t.child, "reload");
+    assert_eq!(line(&mut t), "-ERR 'Authorization Violation'\r\n");
+    assert_eq!(line(&mut t), "", "closed after the error");
+    assert!(term(&mut t.child).success());
+}
+
+/// A server started on `text` (a fresh conf file) with one raw client past INFO.
+struct Started {
+    child: Child,
+    conf: std::path::PathBuf,
+    port: u16,
+    s: TcpStream,
+    r: BufReader<TcpStream>,
+    info: String,
+}
+
+fn start_and_connect(name: &str, text: &str) -> Started {
+    let dir = tmpdir("proc", name);
+    let conf = dir.join("server.conf");
+    std::fs::write(&conf, text).unwrap();
+    let mut child = spawn_with_conf(&conf);
+    let lines = wait_for_line(&mut child, "Server is ready");
+    let port = listen_port(&lines);
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut info = String::new();
+    r.read_line(&mut info).unwrap();
+    Started {
+        child,
+        conf,
+        port,
+        s,
+        r,
+        info,
+    }
+}
+
+/// Rewrites the conf file, sends reload, and waits until a new connection's INFO
+/// contains `marker` (the reload is applied asynchronously).
+fn reload_until_info(t: &Started, text: &str, marker: &str) -> String {
+    std::fs::write(&t.conf, text).unwrap();
+    signal(&t.child, "reload");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = read_info(t.port, "127.0.0.1");
+        if info.contains(marker) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "reload not applied: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads one line from the test client.
+fn line(t: &mut Started) -> String {
+    let mut l = String::new();
+    t.r.read_line(&mut l).unwrap();
+    l
 }

@@ -26,3 +26,11 @@ pub fn pubs(subject: &str, n: usize) -> String {
         .map(|i| format!("PUB {subject} 2\r\nm{i}\r\n"))
         .collect()
 }
+
+/// The start of a CONNECT with verbose off, for cases that add their own fields.
+pub const Q: &str = "CONNECT {\"verbose\":false";
+
+/// CONNECT (verbose off) with a user and password.
+pub fn login(user: &str, pass: &str) -> String {
+    format!("{Q},\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\n")
+}

@@ -6,11 +6,7 @@
 
 use cluster_tests::diff::Diff;
 
-const Q: &str = "CONNECT {\"verbose\":false";
-
-fn login(user: &str, pass: &str) -> String {
-    format!("{Q},\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\n")
-}
+use super::{login, Q};
 
 fn users(entries: &[&str]) -> String {
     format!("authorization {{ users = [\n{}\n] }}\n", entries.join("\n"))

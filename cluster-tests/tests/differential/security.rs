@@ -5,11 +5,7 @@
 
 use cluster_tests::diff::Diff;
 
-const Q: &str = "CONNECT {\"verbose\":false";
-
-fn login(user: &str, pass: &str) -> String {
-    format!("{Q},\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\n")
-}
+use super::{login, Q};
 
 /// A `$2a$` bcrypt hash (the prefix nats-server's docs show), cost 4 to keep tests fast.
 fn bcrypt_2a(secret: &str) -> String {
