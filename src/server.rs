@@ -620,21 +620,9 @@ impl Server {
             monitor_addr = Some(maddr);
             tasks.push(tokio::spawn(crate::monitor::serve(shared.clone(), ml)));
         } else if let Some(sport) = shared.config().https_port {
-            // nats-server: `http` wins when both are set; HTTPS needs the tls block.
+            // nats-server: `http` wins when both are set; HTTPS needs the tls block
+            // (checked when the Security was built, which holds the acceptor).
             let cfg = shared.config();
-            let Some(tls) = cfg.tls.clone() else {
-                return Err(StartError::Config(
-                    "TLS cert and key required for HTTPS".into(),
-                ));
-            };
-            let no_client_certs = crate::config::TlsConfig {
-                verify: false,
-                verify_and_map: false,
-                ..tls
-            };
-            let acceptor = crate::net::tls::server_config(&no_client_certs)
-                .map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)))
-                .map_err(StartError::Config)?;
             let host = cfg.http_host.clone().unwrap_or_else(|| cfg.host.clone());
             let sport = if sport < 0 { 0 } else { sport as u16 };
             let ml = bind(&host, sport).await?;
@@ -644,11 +632,7 @@ impl Server {
                 fmt_host_port(&host, maddr.port())
             );
             monitor_addr = Some(maddr);
-            tasks.push(tokio::spawn(crate::monitor::serve_tls(
-                shared.clone(),
-                ml,
-                acceptor,
-            )));
+            tasks.push(tokio::spawn(crate::monitor::serve_tls(shared.clone(), ml)));
         }
 
         tracing::info!(

@@ -14,6 +14,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// GET `path` over HTTPS, trusting `pki`'s CA; returns (status line, body).
 async fn https_get(pki: &Pki, addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    try_https_get(pki, addr, path)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// [`https_get`], with a failed handshake as an error.
+async fn try_https_get(
+    pki: &Pki,
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> Result<(String, String), String> {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(pki.path("ca.pem")).expect("ca");
     for c in rustls_pki_types_certs(&pem) {
@@ -30,18 +41,18 @@ async fn https_get(pki: &Pki, addr: std::net::SocketAddr, path: &str) -> (String
     let name = ServerName::try_from("localhost").expect("name");
     let mut tls = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
         .await
-        .expect("handshake in time")
-        .expect("handshake");
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| format!("handshake: {e}"))?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     tls.write_all(req.as_bytes()).await.expect("write");
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
-    (
+    Ok((
         head.lines().next().unwrap_or("").to_string(),
         body.to_string(),
-    )
+    ))
 }
 
 fn rustls_pki_types_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
@@ -98,6 +109,26 @@ async fn https_monitoring_uses_the_tls_certificate() {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut buf)).await;
     assert!(!String::from_utf8_lossy(&buf).contains("server_id"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn https_monitoring_certificate_follows_a_reload() {
+    let a = Pki::new("https-reload-a");
+    let b = Pki::new("https-reload-b");
+    let mut c = tls_config(&a, false);
+    c.https_port = Some(-1);
+    let server = start(c).await;
+    let addr = server.monitor_addr().expect("https monitor");
+    assert!(https_get(&a, addr, "/varz").await.0.contains("200"));
+    let mut new_cfg = (*server.shared.config()).clone();
+    new_cfg.tls = Some(b.tls());
+    let reload: tern::run::Reloader = Box::new(move || Ok(new_cfg.clone()));
+    tern::run::apply_reload(&server.shared, &reload);
+    // The next handshake uses B's certificate: A's CA no longer trusts the server.
+    assert!(https_get(&b, addr, "/healthz").await.0.contains("200"));
+    let old = try_https_get(&a, addr, "/healthz").await;
+    assert!(old.is_err(), "A's CA still accepted: {old:?}");
     server.shutdown().await;
 }
 

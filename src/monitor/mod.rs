@@ -70,18 +70,16 @@ pub async fn serve(shared: Arc<ServerShared>, listener: TcpListener) {
     serve_on(shared, listener).await
 }
 
-/// Monitoring over TLS (`https_port` / `-ms`) with the client `tls { }` certificate.
-/// Like nats-server, no client certificate is asked for even with `verify`.
-pub async fn serve_tls(
-    shared: Arc<ServerShared>,
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-) {
+/// Monitoring over TLS (`https_port` / `-ms`) with the client `tls { }` certificate
+/// ([`crate::net::Security::monitor_tls`], so a reload's new certificate serves the
+/// next handshake). Like nats-server, no client certificate is asked for.
+pub async fn serve_tls(shared: Arc<ServerShared>, listener: TcpListener) {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let local = listener.local_addr();
     let mut shutdown = shared.shutdown_rx();
     // Handshakes run in their own tasks, so a slow or silent client does not hold up
     // the others; finished ones are handed to axum through the channel.
+    let accepting = shared.clone();
     tokio::spawn(async move {
         loop {
             let (stream, addr) = tokio::select! {
@@ -95,7 +93,10 @@ pub async fn serve_tls(
                     }
                 },
             };
-            let acceptor = acceptor.clone();
+            let Some(tls) = accepting.security().monitor_tls.clone() else {
+                continue;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
             let tx = tx.clone();
             tokio::spawn(async move {
                 let hs = acceptor.accept(stream);

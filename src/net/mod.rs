@@ -20,6 +20,10 @@ pub struct Security {
     pub tls: Option<Arc<tls::TlsSetup>>,
     /// `cluster { tls { } }`: route connections made after a reload use the new one.
     pub route_tls: Option<Arc<peer_tls::PeerTls>>,
+    /// HTTPS monitoring (`https_port` without `http_port`): the client `tls { }`
+    /// certificate without client-certificate checks; new HTTPS connections after a
+    /// reload use the new certificate.
+    pub monitor_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Security {
@@ -38,10 +42,25 @@ impl Security {
             )),
             None => None,
         };
+        let monitor_tls = if cfg.https_port.is_some() && cfg.http_port.is_none() {
+            let Some(t) = &cfg.tls else {
+                return Err("TLS cert and key required for HTTPS".into());
+            };
+            // nats-server asks HTTPS clients for no certificate, even with `verify`.
+            let no_client_certs = crate::config::TlsConfig {
+                verify: false,
+                verify_and_map: false,
+                ..t.clone()
+            };
+            Some(Arc::new(tls::server_config(&no_client_certs)?))
+        } else {
+            None
+        };
         Ok(Security {
             auth,
             tls,
             route_tls,
+            monitor_tls,
         })
     }
 }
