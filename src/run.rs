@@ -2,6 +2,8 @@
 //! (SIGINT/SIGTERM stop, SIGHUP reload, SIGUSR2 lame duck), and `--signal` to another
 //! process. `main.rs` parses the command line and calls [`run`] or [`send_signal`].
 
+mod reload;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -233,7 +235,7 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
         }
     };
     shared.set_security(security);
-    if auth_changed(&old, &merged) {
+    if reload::auth_changed(&old, &merged) {
         // Connected clients are checked again by their own read loops (users gone,
         // credentials no longer valid, new permissions), as nats-server does on reload.
         for c in shared.clients.iter() {
@@ -245,6 +247,8 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
     }
     crate::logging::set_size_limit(merged.logging.log_size_limit);
     crate::logging::set_max_num(merged.logging.log_max_num);
+    reload::enforce_max_connections(shared, &old, &merged);
+    reload::log_changes(&old, &merged);
     shared.set_config(merged);
     tracing::info!("Reloaded server configuration");
     let refused = refused.join(",");
@@ -254,17 +258,6 @@ pub fn apply_reload(shared: &Arc<ServerShared>, reload: &Reloader) {
         started,
         vec![opentelemetry::KeyValue::new("nats.reload.refused", refused)],
     );
-}
-
-/// nats-server's "is an auth change" options: users, tokens, accounts, operator.
-fn auth_changed(old: &Config, new: &Config) -> bool {
-    let map = |c: &Config| c.tls.as_ref().is_some_and(|t| t.verify_and_map);
-    old.authorization != new.authorization
-        || old.accounts != new.accounts
-        || old.no_auth_user != new.no_auth_user
-        || old.operator != new.operator
-        || old.resolver_preload != new.resolver_preload
-        || map(old) != map(new)
 }
 
 /// `--signal CMD[=PID|PIDFILE]`: sends the matching signal to a running server.

@@ -222,6 +222,13 @@ fn sighup_changes_log_level_keeps_connections_and_reports_fixed_options() {
             .any(|l| l.contains("[WRN]") && l.contains("\"http_port\" cannot be changed")),
         "{lines:?}"
     );
+    // nats-server's line for each applied change.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("[INF] Reloaded: debug = true")),
+        "{lines:?}"
+    );
     // Debug now: a new connection is logged, and the old one still answers.
     let (_c2, _) = connect(port);
     until(&rx, "[DBG]");

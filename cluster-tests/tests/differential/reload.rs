@@ -112,3 +112,30 @@ fn reload_without_auth_changes_keeps_every_client() {
         .expect_open(0)
         .run();
 }
+
+/// How many connections got the error and were closed (nats-server picks them at
+/// random, tern the newest), whatever their order.
+fn closed_count(t: &cluster_tests::diff::Transcript) -> String {
+    let r = t.render();
+    format!(
+        "errors: {}, closed: {}",
+        r.matches("< -ERR 'maximum connections exceeded'").count(),
+        r.matches("<EOF>").count()
+    )
+}
+
+#[test]
+fn reload_lowering_max_connections_closes_the_excess() {
+    let mut d =
+        Diff::new("reload_lowering_max_connections_closes_the_excess").conf("max_payload: 2048\n");
+    for c in 0..3 {
+        d = d.on(c).send(format!("{Q}}}\r\n")).sync();
+    }
+    d = d.reload("max_payload: 2048\nmax_connections: 1\n");
+    for c in 0..3 {
+        d = d.on(c).recv();
+    }
+    d.summarize(closed_count)
+        .expect("errors: 2, closed: 2")
+        .run();
+}
