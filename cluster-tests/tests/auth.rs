@@ -308,6 +308,58 @@ async fn jwt_accounts_are_isolated() {
     server.shutdown().await;
 }
 
+/// A reload that narrows a user's permissions reaches an async-nats client at once: its
+/// now-forbidden subscription is removed with a Permissions Violation event, publishing
+/// where it no longer may is refused, and the connection stays up.
+#[tokio::test]
+async fn reload_narrows_permissions_of_a_connected_client() {
+    let wide = serde_json::json!({"publish": ["ok.>", "was.>", "_INBOX.>"], "subscribe": ["ok.>", "was.>", "_INBOX.>"]});
+    let server = start(with_users(vec![user("a", "b", Some(wide))])).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let o = async_nats::ConnectOptions::with_user_and_password("a".into(), "b".into())
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e.to_string());
+            }
+        });
+    let nc = connect(o, server.client_addr()).await.expect("connect");
+    let mut kept = nc.subscribe("ok.x").await.expect("sub ok");
+    let _gone = nc.subscribe("was.x").await.expect("sub was");
+    common::synced(&nc).await;
+
+    let mut narrow = (*server.shared.config()).clone();
+    narrow.authorization.users = vec![user(
+        "a",
+        "b",
+        Some(
+            serde_json::json!({"publish": ["ok.>", "_INBOX.>"], "subscribe": ["ok.>", "_INBOX.>"]}),
+        ),
+    )];
+    let reload: tern::run::Reloader = Box::new(move || Ok(narrow.clone()));
+    tern::run::apply_reload(&server.shared, &reload);
+    let ev = permission_event(&mut rx).await;
+    assert!(ev.contains("Subscription to \"was.x\""), "{ev}");
+
+    nc.publish("was.x", "no".into()).await.expect("queued");
+    nc.flush().await.expect("flush");
+    let ev = permission_event(&mut rx).await;
+    assert!(ev.contains("Publish to \"was.x\""), "{ev}");
+    nc.publish("ok.x", "yes".into()).await.expect("pub");
+    let m = tokio::time::timeout(Duration::from_secs(5), kept.next())
+        .await
+        .expect("the allowed subscription still gets messages")
+        .expect("open");
+    assert_eq!(&m.payload[..], b"yes");
+    assert_eq!(
+        server.shared.global().sublist.count(),
+        // ok.x and async-nats' request inbox: was.x is gone.
+        2,
+        "was.x left the sublist"
+    );
+    server.shutdown().await;
+}
+
 /// Operator mode with the setup's operator and preloaded accounts.
 fn operator_config(op: &cluster_tests::jwt::OperatorSetup) -> tern::Config {
     let mut c = local_config();
