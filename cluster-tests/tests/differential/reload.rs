@@ -139,3 +139,46 @@ fn reload_lowering_max_connections_closes_the_excess() {
         .expect("errors: 2, closed: 2")
         .run();
 }
+
+/// nats-server rebuilds the permissions of every client on an authorization reload, so
+/// a reply allowed by `allow_responses` before it is refused after it; tern does the same.
+#[test]
+fn reload_resets_pending_replies_of_allow_responses() {
+    let conf = |req_pass: &str| {
+        users(&[
+            &format!("{{user: req, password: {req_pass}}}"),
+            "{user: resp, password: p, permissions: {subscribe: \"svc\", allow_responses: true}}",
+        ])
+    };
+    Diff::new("reload_resets_pending_replies_of_allow_responses")
+        .conf(&conf("p"))
+        .send(login("req", "p"))
+        .send("SUB rep.> 1\r\n")
+        .sync()
+        .on(1)
+        .send(login("resp", "p"))
+        .send("SUB svc 1\r\n")
+        .sync()
+        .on(0)
+        .send("PUB svc rep.1 1\r\nq\r\n")
+        .sync()
+        .on(1)
+        .sync()
+        // An authorization change elsewhere (and req's own password: it is closed).
+        .reload(&conf("changed"))
+        .on(2)
+        .send(login("req", "changed"))
+        .send("SUB rep.> 1\r\n")
+        .sync()
+        .on(1)
+        .send("PUB rep.1 2\r\nr1\r\n")
+        .sync()
+        .on(2)
+        .sync()
+        .on(0)
+        .wait_close()
+        .expect("c0 < -ERR 'Authorization Violation'\r\n")
+        .expect("c1 < -ERR 'Permissions Violation for Publish to \"rep.1\"'\r\n")
+        .expect_not("c2 < MSG rep.1")
+        .run();
+}
