@@ -87,7 +87,8 @@ struct Conn {
     perms: Option<ConnPerms>,
     /// The configured secret the client matched at CONNECT ([`crate::auth::Authed::secret`]).
     proven_secret: Option<String>,
-    /// `"$G/user:NAME"` tag of nats-server's violation log lines; empty without a user.
+    /// nats-server's log prefix after CONNECT (`"v1.2:go:name" - "$G/user:NAME" - `,
+    /// each part only when known); empty before CONNECT.
     tag: String,
     /// Operator mode: the user's account and JWT limits (counted in
     /// `ServerShared.account_conns` while connected).
