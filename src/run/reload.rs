@@ -83,7 +83,12 @@ pub(super) fn log_changes(old: &Config, new: &Config) {
             new.no_auth_user.as_deref().unwrap_or("")
         ),
     );
-    put(old.tls != new.tls, "tls = enabled".into());
+    let tls = if new.tls.is_some() {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    put(old.tls != new.tls, format!("tls = {tls}"));
     // Reloadable in tern only.
     put(
         old.max_pending != new.max_pending,
