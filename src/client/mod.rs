@@ -438,6 +438,8 @@ impl Conn {
                         if let Err(close) = res {
                             return close;
                         }
+                        // A reloaded account JWT may have lowered max_payload.
+                        limits = self.limits();
                     }
                 }
                 _ = crate::server::stopped(&mut shutdown) => {

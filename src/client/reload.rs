@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Close, Conn};
 use crate::account::GLOBAL_ACCOUNT;
+use crate::auth::operator::JwtLimits;
 use crate::auth::permissions::{self, ConnPerms};
 use crate::client::{remove_local_sub, Subscription};
 use crate::error::CloseReason;
@@ -75,6 +76,11 @@ impl Conn {
             return Err(Close::new(CloseReason::ClientClosed, None));
         }
         self.proven_secret = authed.secret;
+        if let (Some(cur), Some(new)) = (&mut self.jwt, authed.jwt) {
+            if apply_jwt_limits(cur, new) {
+                self.report_subs_at_limit();
+            }
+        }
         self.perms = match authed.perms {
             Some(p) => Some(ConnPerms::new(p, &self.client.perm_hook)),
             None => {
@@ -84,6 +90,28 @@ impl Conn {
         };
         self.remove_unauthorized_subs();
         Ok(())
+    }
+
+    /// A reloaded account JWT that changed the limits leaves a client at or over its
+    /// new `subs`: nats-server reports it (twice: two reload paths apply the limits)
+    /// and keeps its subscriptions; new ones are refused.
+    fn report_subs_at_limit(&mut self) {
+        let Some(max) = self.max_subs() else {
+            return;
+        };
+        if self.client.subs.lock().len() < max {
+            return;
+        }
+        for _ in 0..2 {
+            tracing::error!(
+                "{} - cid:{} - {}maximum subscriptions exceeded",
+                self.client.addr,
+                self.client.cid,
+                self.tag
+            );
+            self.send_err("maximum subscriptions exceeded");
+        }
+        self.pcd.add(&self.client);
     }
 
     /// nats-server keeps a queue subscription that either the plain or the queue
@@ -135,4 +163,15 @@ impl Conn {
         self.interest_changed = true;
         self.pcd.add(&self.client);
     }
+}
+
+/// The payload, subscription and connection limits of a reloaded account JWT; the
+/// expiry stays the one armed at CONNECT.
+fn apply_jwt_limits(cur: &mut JwtLimits, new: JwtLimits) -> bool {
+    let changed = (cur.max_payload, cur.max_subs, cur.account_conns)
+        != (new.max_payload, new.max_subs, new.account_conns);
+    cur.max_payload = new.max_payload;
+    cur.max_subs = new.max_subs;
+    cur.account_conns = new.account_conns;
+    changed
 }

@@ -359,3 +359,42 @@ fn jwt_reload_with_a_revocation_closes_that_user() {
         .expect_open(1)
         .run();
 }
+
+/// A reloaded account JWT with lower limits applies to a connected user at once.
+#[test]
+fn jwt_reload_with_new_account_limits() {
+    let mut op = OperatorSetup::default();
+    let acc_kp = nkeys::KeyPair::new_account();
+    let account = |limits: serde_json::Value| {
+        tern::auth::jwt::issue::account(
+            &op.operator,
+            &acc_kp.public_key(),
+            json!({ "limits": limits }),
+        )
+    };
+    let wide = account(json!({ "payload": 1024, "subs": 10 }));
+    let narrow = account(json!({ "payload": 100, "subs": 1 }));
+    let u = user(&acc_kp, None, json!({}), json!({}));
+    op.preload.push((acc_kp.public_key(), wide));
+    let before = op.conf("");
+    op.preload[0].1 = narrow;
+    let after = op.conf("");
+    let body = "x".repeat(200);
+    Diff::new("jwt_reload_with_new_account_limits")
+        .conf(&before)
+        .send_signed(&u.seed, &u.connect_fields())
+        .send("SUB a 1\r\nSUB b 2\r\n")
+        .sync()
+        .reload(&after)
+        .sync()
+        .send("SUB c 3\r\n")
+        .sync()
+        .send(format!("PUB a 200\r\n{body}\r\n"))
+        .recv()
+        // Two reports at the reload (nats-server applies the limits twice), one for the
+        // refused SUB; the 200-byte PUB is over the new payload limit.
+        .expect_count("c0 < -ERR 'maximum subscriptions exceeded'\r\n", 3)
+        .expect("c0 < -ERR 'Maximum Payload Violation'\r\n")
+        .expect_closed(0)
+        .run();
+}
