@@ -1,8 +1,10 @@
 //! A reload that changed authorization, applied to a client that is already connected,
 //! as nats-server's reloadAuthorization does: a client whose user is gone or now in
 //! another account is closed without an error; one whose credentials no longer pass
-//! gets `Authorization Violation`; the others get the new permissions, and lose the
-//! subscriptions those no longer allow (each with a `-ERR` and a log line).
+//! gets `Authorization Violation` (`User Authentication Revoked` for a revoked JWT);
+//! the others get the new permissions, and lose the subscriptions those no longer
+//! allow (each with a `-ERR` and a log line), and in operator mode the reloaded
+//! account's `payload` and `subs` limits.
 
 use std::sync::Arc;
 
