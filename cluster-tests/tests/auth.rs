@@ -34,6 +34,35 @@ async fn connect(
     }
 }
 
+/// Connects with `o`, the client's events (e.g. `-ERR`s) going to the returned channel.
+async fn connect_with_events(
+    o: async_nats::ConnectOptions,
+    addr: std::net::SocketAddr,
+) -> (
+    async_nats::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let o = o.event_callback(move |e| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(e.to_string());
+        }
+    });
+    (connect(o, addr).await.expect("connect"), rx)
+}
+
+/// User `a` (password `b`) connected, with its events.
+async fn user_a_with_events(
+    addr: std::net::SocketAddr,
+) -> (
+    async_nats::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let o = async_nats::ConnectOptions::with_user_and_password("a".into(), "b".into());
+    connect_with_events(o, addr).await
+}
+
 fn with_users(users: Vec<User>) -> Config {
     let mut c = local_config();
     c.authorization.users = users;
@@ -91,15 +120,7 @@ async fn permission_errors_reach_the_client_and_keep_it_connected() {
     let perms =
         serde_json::json!({"publish": {"allow": ["ok.>"]}, "subscribe": {"deny": ["secret"]}});
     let server = start(with_users(vec![user("a", "b", Some(perms))])).await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let o = async_nats::ConnectOptions::with_user_and_password("a".into(), "b".into())
-        .event_callback(move |e| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(e.to_string());
-            }
-        });
-    let nc = connect(o, server.client_addr()).await.expect("connect");
+    let (nc, mut rx) = user_a_with_events(server.client_addr()).await;
     nc.publish("nope", "x".into()).await.expect("queued");
     nc.flush().await.expect("flush");
     let ev = permission_event(&mut rx).await;
@@ -240,16 +261,8 @@ async fn jwt_creds_with_async_nats() {
     assert_eq!(&reply.payload[..], b"pong");
 
     // Denied by the user JWT: the server's -ERR reaches the client as an event.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let o = async_nats::ConnectOptions::with_credentials(&limited.creds_file())
-        .expect("creds")
-        .event_callback(move |e| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(e.to_string());
-            }
-        });
-    let ec = connect(o, addr).await.expect("limited user connects");
+    let o = async_nats::ConnectOptions::with_credentials(&limited.creds_file()).expect("creds");
+    let (ec, mut rx) = connect_with_events(o, addr).await;
     ec.publish("secret.x", "no".into()).await.expect("publish");
     ec.flush().await.expect("flush");
     let ev = permission_event(&mut rx).await;
@@ -315,15 +328,7 @@ async fn jwt_accounts_are_isolated() {
 async fn reload_narrows_permissions_of_a_connected_client() {
     let wide = serde_json::json!({"publish": ["ok.>", "was.>", "_INBOX.>"], "subscribe": ["ok.>", "was.>", "_INBOX.>"]});
     let server = start(with_users(vec![user("a", "b", Some(wide))])).await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let o = async_nats::ConnectOptions::with_user_and_password("a".into(), "b".into())
-        .event_callback(move |e| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(e.to_string());
-            }
-        });
-    let nc = connect(o, server.client_addr()).await.expect("connect");
+    let (nc, mut rx) = user_a_with_events(server.client_addr()).await;
     let mut kept = nc.subscribe("ok.x").await.expect("sub ok");
     let _gone = nc.subscribe("was.x").await.expect("sub was");
     common::synced(&nc).await;

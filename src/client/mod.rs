@@ -326,7 +326,7 @@ async fn finish(
     };
     if let Some(text) = close.err {
         if traced {
-            trace::trace_out(client, &tag, &format!("-ERR {text}"));
+            trace::trace_out(client.prefix(&tag), &format!("-ERR {text}"));
         }
         let mut b = Vec::with_capacity(text.len() + 10);
         encode::write_err(&mut b, text);
@@ -340,7 +340,7 @@ async fn finish(
     for s in &subs {
         remove_local_sub(server, s);
         if traced {
-            trace::trace_delsub(client, &tag, &s.sid);
+            trace::trace_delsub(client.prefix(&tag), &s.sid);
         }
     }
     if let Some(acc) = &client.meta.lock().account {
@@ -359,10 +359,8 @@ async fn finish(
         writer.abort();
     }
     tracing::debug!(
-        "{} - cid:{} - {}Client connection closed: {}",
-        client.addr,
-        client.cid,
-        client.meta.lock().log_tag,
+        "{}Client connection closed: {}",
+        client.prefix(&client.meta.lock().log_tag),
         reason
     );
     server.record_closed(ClosedConn::from_client(client, reason, &subs));
@@ -483,7 +481,7 @@ impl Conn {
                     return Close::new(CloseReason::AuthenticationTimeout, Some("Authentication Timeout"));
                 }
                 _ = &mut expiry, if self.jwt.is_some_and(|j| j.expires > 0) => {
-                    tracing::debug!("{} - cid:{} - {}User Authentication Expired", self.client.addr, self.client.cid, self.tag);
+                    tracing::debug!("{}User Authentication Expired", self.who());
                     return Close::new(CloseReason::AuthenticationExpired, Some("User Authentication Expired"));
                 }
                 _ = &mut ping => {
@@ -521,13 +519,7 @@ impl Conn {
     }
 
     fn parse_error(&self, e: ParseError) -> Close {
-        tracing::error!(
-            "{} - cid:{} - {}Client parser ERROR: {}",
-            self.client.addr,
-            self.client.cid,
-            self.tag,
-            e
-        );
+        tracing::error!("{}Client parser ERROR: {}", self.who(), e);
         match e {
             ParseError::UnknownOp => {
                 Close::new(CloseReason::ParseError, Some("Unknown Protocol Operation"))
@@ -555,6 +547,11 @@ impl Conn {
                 .last_activity
                 .store(unix_nanos(SystemTime::now()), Ordering::Relaxed);
         }
+    }
+
+    /// nats-server's prefix for this connection's log lines.
+    fn who(&self) -> LogPrefix<'_> {
+        self.client.prefix(&self.tag)
     }
 
     fn send(&self, bytes: &[u8]) {
@@ -625,10 +622,8 @@ impl Conn {
             Op::Info | Op::Ok => Ok(()),
             Op::Err(text) => {
                 tracing::error!(
-                    "{} - cid:{} - {}Client Error {}",
-                    self.client.addr,
-                    self.client.cid,
-                    self.tag,
+                    "{}Client Error {}",
+                    self.who(),
                     String::from_utf8_lossy(text)
                 );
                 Err(Close::new(CloseReason::ClientClosed, None))
@@ -653,12 +648,7 @@ impl Conn {
                 .stats
                 .stale_connections
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(
-                "{} - cid:{} - {}Stale Client Connection - Closing",
-                self.client.addr,
-                self.client.cid,
-                self.tag
-            );
+            tracing::debug!("{}Stale Client Connection - Closing", self.who());
             return Err(Close::new(
                 CloseReason::StaleConnection,
                 Some("Stale Connection"),

@@ -235,12 +235,7 @@ impl Conn {
             self.pcd.add(&self.client);
         }
         if let Some((err, log)) = self.pub_violation(subject, reply) {
-            tracing::error!(
-                "{} - cid:{} - {}Publish Violation - {log}",
-                self.client.addr,
-                self.client.cid,
-                self.tag
-            );
+            tracing::error!("{}Publish Violation - {log}", self.who());
             self.send_err(&err);
             self.pcd.add(&self.client);
             return Ok(());
@@ -328,12 +323,7 @@ impl Conn {
                 format!("Subject {s}, SID {sid}"),
             ),
         };
-        tracing::error!(
-            "{} - cid:{} - {}Subscription Violation - {log}",
-            self.client.addr,
-            self.client.cid,
-            self.tag
-        );
+        tracing::error!("{}Subscription Violation - {log}", self.who());
         self.send_err(&err);
         self.pcd.add(&self.client);
     }

@@ -31,10 +31,8 @@ impl Conn {
         let auth = &self.sec.auth;
         if auth.moved(&self.opts, &self.account.name) {
             tracing::debug!(
-                "{} - cid:{} - {}user no longer configured or moved to another account",
-                self.client.addr,
-                self.client.cid,
-                self.tag
+                "{}user no longer configured or moved to another account",
+                self.who()
             );
             return Err(Close::new(CloseReason::ClientClosed, None));
         }
@@ -47,25 +45,14 @@ impl Conn {
             Ok(a) => a,
             Err(crate::auth::Denied::Revoked) => {
                 // nats-server's answer when an account update revokes an open client.
-                tracing::debug!(
-                    "{} - cid:{} - {}User Authentication Revoked",
-                    self.client.addr,
-                    self.client.cid,
-                    self.tag
-                );
+                tracing::debug!("{}User Authentication Revoked", self.who());
                 return Err(Close::new(
                     CloseReason::CredentialsRevoked,
                     Some("User Authentication Revoked"),
                 ));
             }
             Err(denied) => {
-                tracing::error!(
-                    "{} - cid:{} - {}authentication error{}",
-                    self.client.addr,
-                    self.client.cid,
-                    self.tag,
-                    denied.log_suffix()
-                );
+                tracing::error!("{}authentication error{}", self.who(), denied.log_suffix());
                 return Err(Close::new(
                     CloseReason::AuthenticationViolation,
                     Some("Authorization Violation"),
@@ -105,12 +92,7 @@ impl Conn {
             return;
         }
         for _ in 0..2 {
-            tracing::error!(
-                "{} - cid:{} - {}maximum subscriptions exceeded",
-                self.client.addr,
-                self.client.cid,
-                self.tag
-            );
+            tracing::error!("{}maximum subscriptions exceeded", self.who());
             self.send_err("maximum subscriptions exceeded");
         }
         self.pcd.add(&self.client);

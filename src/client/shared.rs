@@ -120,6 +120,20 @@ pub struct PeerCert {
     pub cert_sha256: String,
 }
 
+/// nats-server's prefix of a connection's log lines: `ADDR - cid:N - ` and, after
+/// CONNECT, the client and user tag (`"v1.2:go:name" - "$G/user:u" - `).
+pub struct LogPrefix<'a> {
+    pub addr: SocketAddr,
+    pub cid: u64,
+    pub tag: &'a str,
+}
+
+impl std::fmt::Display for LogPrefix<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} - cid:{} - {}", self.addr, self.cid, self.tag)
+    }
+}
+
 /// The part of a client connection other connections touch.
 #[derive(Debug)]
 pub struct Client {
@@ -207,6 +221,15 @@ impl Client {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(self.last_activity.load(Ordering::Relaxed))
     }
 
+    /// The log prefix with `tag` (the read loop's own copy, or `meta.log_tag`).
+    pub fn prefix<'a>(&self, tag: &'a str) -> LogPrefix<'a> {
+        LogPrefix {
+            addr: self.addr,
+            cid: self.cid,
+            tag,
+        }
+    }
+
     /// A reload changed authorization: wake the read loop to check this client again.
     pub fn request_auth_recheck(&self) {
         self.recheck_auth.store(true, Ordering::Release);
@@ -243,10 +266,8 @@ impl Client {
         if self.set_close_reason(CloseReason::SlowConsumerPendingBytes) {
             self.count_slow_consumer(server);
             tracing::info!(
-                "{} - cid:{} - {}Slow Consumer Detected: MaxPending of {} Exceeded",
-                self.addr,
-                self.cid,
-                self.meta.lock().log_tag,
+                "{}Slow Consumer Detected: MaxPending of {} Exceeded",
+                self.prefix(&self.meta.lock().log_tag),
                 server.config().max_pending
             );
             self.out.close(false);
@@ -262,10 +283,8 @@ impl Client {
         if reason == CloseReason::SlowConsumerWriteDeadline {
             self.count_slow_consumer(server);
             tracing::info!(
-                "{} - cid:{} - {}Slow Consumer Detected: WriteDeadline of {:?} exceeded",
-                self.addr,
-                self.cid,
-                self.meta.lock().log_tag,
+                "{}Slow Consumer Detected: WriteDeadline of {:?} exceeded",
+                self.prefix(&self.meta.lock().log_tag),
                 deadline
             );
         }

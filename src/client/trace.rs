@@ -5,33 +5,29 @@
 //! subscription goes. Every line carries the connection's prefix (`addr - cid:N - ` and,
 //! after CONNECT, the client and user tag). Nothing here runs unless tracing is on.
 
-use super::{Client, Conn};
+use super::{Client, Conn, LogPrefix};
 use crate::protocol::Op;
 
 impl Conn {
     /// An inbound op, then its payload for PUB/HPUB.
     pub(super) fn trace_in(&self, op: &Op<'_>) {
-        let (addr, cid, tag) = (self.client.addr, self.client.cid, &self.tag);
+        let who = self.who();
         match op {
-            Op::Connect(json) => tracing::trace!(
-                "{addr} - cid:{cid} - {tag}<<- [CONNECT {}]",
-                crate::auth::redact_connect(json)
-            ),
+            Op::Connect(json) => {
+                tracing::trace!("{who}<<- [CONNECT {}]", crate::auth::redact_connect(json))
+            }
             Op::Pub {
                 payload, hdr_len, ..
             } => {
-                tracing::trace!("{addr} - cid:{cid} - {tag}<<- [{op}]");
+                tracing::trace!("{who}<<- [{op}]");
                 if hdr_len.is_some() && !self.opts.headers {
                     // Refused before its payload is read (the connection closes).
                     return;
                 }
                 let max = self.cfg.max_traced_msg_len;
-                tracing::trace!(
-                    "{addr} - cid:{cid} - {tag}<<- MSG_PAYLOAD: [{}]",
-                    payload_text(payload, max)
-                );
+                tracing::trace!("{who}<<- MSG_PAYLOAD: [{}]", payload_text(payload, max));
             }
-            _ => tracing::trace!("{addr} - cid:{cid} - {tag}<<- [{op}]"),
+            _ => tracing::trace!("{who}<<- [{op}]"),
         }
     }
 
@@ -39,29 +35,24 @@ impl Conn {
     /// (`OK`, `PONG`, `PING`, `-ERR text`).
     pub(super) fn trace_out(&self, what: &str) {
         if self.trace {
-            trace_out(&self.client, &self.tag, what);
+            trace_out(self.who(), what);
         }
     }
 
     /// A subscription removed (UNSUB, or a reload that no longer allows it).
     pub(super) fn trace_delsub(&self, sid: &[u8]) {
         if self.trace {
-            trace_delsub(&self.client, &self.tag, sid);
+            trace_delsub(self.who(), sid);
         }
     }
 }
 
-pub(super) fn trace_out(client: &Client, tag: &str, what: &str) {
-    tracing::trace!("{} - cid:{} - {tag}->> [{what}]", client.addr, client.cid);
+pub(super) fn trace_out(who: LogPrefix<'_>, what: &str) {
+    tracing::trace!("{who}->> [{what}]");
 }
 
-pub(super) fn trace_delsub(client: &Client, tag: &str, sid: &[u8]) {
-    tracing::trace!(
-        "{} - cid:{} - {tag}<-> [DELSUB {}]",
-        client.addr,
-        client.cid,
-        String::from_utf8_lossy(sid)
-    );
+pub(super) fn trace_delsub(who: LogPrefix<'_>, sid: &[u8]) {
+    tracing::trace!("{who}<-> [DELSUB {}]", String::from_utf8_lossy(sid));
 }
 
 /// `->> [MSG subject sid [reply] size]` (or HMSG with the header size) and its payload,
@@ -89,10 +80,10 @@ pub(crate) fn trace_msg_out(
         line.push_str(&format!(" {h}"));
     }
     line.push_str(&format!(" {}", payload.len()));
-    let (addr, cid) = (client.addr, client.cid);
-    tracing::trace!("{addr} - cid:{cid} - {tag}->> [{line}]");
+    let who = client.prefix(&tag);
+    tracing::trace!("{who}->> [{line}]");
     tracing::trace!(
-        "{addr} - cid:{cid} - {tag}->> MSG_PAYLOAD: [{}]",
+        "{who}->> MSG_PAYLOAD: [{}]",
         payload_text(payload, max_traced)
     );
 }

@@ -25,105 +25,58 @@ pub(super) fn auth_changed(old: &Config, new: &Config) -> bool {
 /// (options nats-server refuses to reload, and tern applies, follow in the same form).
 pub(super) fn log_changes(old: &Config, new: &Config) {
     let mut lines: Vec<String> = Vec::new();
-    let mut put = |changed: bool, line: String| {
-        if changed {
-            lines.push(line);
-        }
-    };
-    let (o, n) = (&old.logging, &new.logging);
-    put(o.trace != n.trace, format!("trace = {}", n.trace));
-    put(o.debug != n.debug, format!("debug = {}", n.debug));
-    put(o.logtime != n.logtime, format!("logtime = {}", n.logtime));
-    put(
-        old.max_connections != new.max_connections,
-        format!("max_connections = {}", new.max_connections),
-    );
+    // `name = value` when the field changed; `value` is shown with Display or `$show`.
+    macro_rules! changed {
+        ($name:literal, $($f:ident).+) => {
+            if old.$($f).+ != new.$($f).+ {
+                lines.push(format!("{} = {}", $name, new.$($f).+));
+            }
+        };
+        ($name:literal, $($f:ident).+, $show:expr) => {
+            if old.$($f).+ != new.$($f).+ {
+                lines.push(format!("{} = {}", $name, ($show)(&new.$($f).+)));
+            }
+        };
+    }
+    let dur = |d: &std::time::Duration| format_duration(*d);
     let (oa, na) = (&old.authorization, &new.authorization);
-    put(
-        oa.users != na.users || oa.user != na.user || oa.password != na.password,
-        "authorization users".into(),
-    );
-    put(oa.token != na.token, "authorization token".into());
-    put(old.accounts != new.accounts, "accounts".into());
-    put(
-        old.ping_interval != new.ping_interval,
-        format!("ping_interval = {}", format_duration(new.ping_interval)),
-    );
-    put(
-        old.ping_max != new.ping_max,
-        format!("ping_max = {}", new.ping_max),
-    );
-    put(
-        oa.timeout != na.timeout,
-        format!(
-            "authorization timeout = {}",
-            new.auth_timeout().as_secs_f64()
-        ),
-    );
-    put(
-        old.max_control_line != new.max_control_line,
-        format!("max_control_line = {}", new.max_control_line),
-    );
-    put(
-        old.max_payload != new.max_payload,
-        format!("max_payload = {}", new.max_payload),
-    );
-    put(
-        old.write_deadline != new.write_deadline,
-        format!("write_deadline = {}", format_duration(new.write_deadline)),
-    );
-    put(
-        old.max_traced_msg_len != new.max_traced_msg_len,
-        format!("max_traced_msg_len = {}", new.max_traced_msg_len),
-    );
-    put(
-        old.no_auth_user != new.no_auth_user,
-        format!(
-            "no_auth_user = {}",
-            new.no_auth_user.as_deref().unwrap_or("")
-        ),
-    );
-    let tls = if new.tls.is_some() {
-        "enabled"
-    } else {
-        "disabled"
-    };
-    put(old.tls != new.tls, format!("tls = {tls}"));
+    changed!("trace", logging.trace);
+    changed!("debug", logging.debug);
+    changed!("logtime", logging.logtime);
+    changed!("max_connections", max_connections);
+    if oa.users != na.users || oa.user != na.user || oa.password != na.password {
+        lines.push("authorization users".into());
+    }
+    if oa.token != na.token {
+        lines.push("authorization token".into());
+    }
+    if old.accounts != new.accounts {
+        lines.push("accounts".into());
+    }
+    changed!("ping_interval", ping_interval, dur);
+    changed!("ping_max", ping_max);
+    if oa.timeout != na.timeout {
+        let secs = new.auth_timeout().as_secs_f64();
+        lines.push(format!("authorization timeout = {secs}"));
+    }
+    changed!("max_control_line", max_control_line);
+    changed!("max_payload", max_payload);
+    changed!("write_deadline", write_deadline, dur);
+    changed!("max_traced_msg_len", max_traced_msg_len);
+    changed!("no_auth_user", no_auth_user, |v: &Option<String>| {
+        v.clone().unwrap_or_default()
+    });
+    changed!("tls", tls, |v: &Option<crate::config::TlsConfig>| {
+        if v.is_some() { "enabled" } else { "disabled" }.to_string()
+    });
     // Reloadable in tern only.
-    put(
-        old.max_pending != new.max_pending,
-        format!("max_pending = {}", new.max_pending),
-    );
-    put(
-        old.max_subscriptions != new.max_subscriptions,
-        format!("max_subscriptions = {}", new.max_subscriptions),
-    );
-    put(
-        o.log_size_limit != n.log_size_limit,
-        format!("logfile_size_limit = {}", n.log_size_limit),
-    );
-    put(
-        o.log_max_num != n.log_max_num,
-        format!("logfile_max_num = {}", n.log_max_num),
-    );
-    put(
-        old.lame_duck_duration != new.lame_duck_duration,
-        format!(
-            "lame_duck_duration = {}",
-            format_duration(new.lame_duck_duration)
-        ),
-    );
-    put(
-        old.lame_duck_grace_period != new.lame_duck_grace_period,
-        format!(
-            "lame_duck_grace_period = {}",
-            format_duration(new.lame_duck_grace_period)
-        ),
-    );
-    put(
-        old.no_header_support != new.no_header_support,
-        format!("no_header_support = {}", new.no_header_support),
-    );
+    changed!("max_pending", max_pending);
+    changed!("max_subscriptions", max_subscriptions);
+    changed!("logfile_size_limit", logging.log_size_limit);
+    changed!("logfile_max_num", logging.log_max_num);
+    changed!("lame_duck_duration", lame_duck_duration, dur);
+    changed!("lame_duck_grace_period", lame_duck_grace_period, dur);
+    changed!("no_header_support", no_header_support);
     for l in lines {
         tracing::info!("Reloaded: {l}");
     }
